@@ -1,0 +1,147 @@
+"""``livekit-bargein``: build scenarios, run the evaluator, render timelines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CONFIGS = "livekit-default,livekit-fast,livekit-aec"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="livekit-bargein", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    sc = sub.add_parser("scenarios", help="bundled scenario set")
+    sc_sub = sc.add_subparsers(dest="sc_cmd", required=True)
+    build = sc_sub.add_parser("build", help="generate the bundled set (deterministic)")
+    build.add_argument("out", type=Path)
+    build.add_argument("--seed", type=int, default=0)
+
+    ev = sub.add_parser("eval", help="run scenarios through a real AgentSession per configuration")
+    ev.add_argument("--manifest", type=Path, required=True)
+    ev.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated names")
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--jobs", type=int, default=8, help="concurrent sessions (default 8)")
+    ev.add_argument("--only", default=None, help="comma-separated scenario ids")
+    ev.add_argument(
+        "--timeline", default=None, help="comma-separated scenario ids to plot as timelines"
+    )
+
+    tl = sub.add_parser("timeline", help="plot a scenario timeline from an evaluator run")
+    tl.add_argument("run_dir", type=Path)
+    tl.add_argument("--scenario", required=True)
+    tl.add_argument("--config", required=True)
+    tl.add_argument("--out", type=Path, default=None)
+
+    sub.add_parser("configs", help="list the known configurations")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.cmd == "scenarios":
+        from .eval.scenarios import build_bundled_set
+
+        t0 = time.monotonic()
+        manifest = build_bundled_set(args.out, seed=args.seed, progress=True)
+        print(f"wrote {manifest} in {time.monotonic() - t0:.1f} s")
+        return 0
+    if args.cmd == "configs":
+        from .eval.configs import config_names, get_config
+
+        for name in config_names():
+            print(f"{name:20s} {get_config(name).description}")
+        return 0
+    if args.cmd == "eval":
+        return _eval(args)
+    if args.cmd == "timeline":
+        from .eval.report import plot_timeline
+        from .eval.trace import ScenarioTrace
+
+        trace = ScenarioTrace.load(args.run_dir / "traces" / args.config / f"{args.scenario}.json")
+        out = args.out or args.run_dir / "timelines" / f"{args.config}__{args.scenario}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_timeline(trace, out)
+        print(f"wrote {out}")
+        return 0
+    return 2
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .eval.manifest import ManifestError, load_manifest
+    from .eval.report import (
+        plot_false_yield_by_label,
+        plot_timeline,
+        plot_ttfy_cdf,
+        print_table,
+        write_report,
+    )
+    from .eval.runner import run_eval
+
+    console = Console()
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    try:
+        n = len(load_manifest(args.manifest))
+    except (ManifestError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 2
+    total = (len(only) if only else n) * len(configs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("scenarios", total=total)
+        try:
+            traces = run_eval(
+                args.manifest,
+                configs,
+                jobs=args.jobs,
+                only=only,
+                trace_dir=args.out / "traces",
+                on_done=lambda _t: progress.advance(task),
+            )
+        except KeyError as e:
+            console.print(f"[red]error:[/red] {e.args[0]}")
+            return 2
+    elapsed = time.monotonic() - t0
+    report = write_report(
+        args.out,
+        traces,
+        run_info={
+            "manifest": str(args.manifest),
+            "jobs": args.jobs,
+            "elapsed_s": round(elapsed, 1),
+            "configs": configs,
+        },
+    )
+    plot_ttfy_cdf(report, args.out / "ttfy_cdf.png")
+    plot_false_yield_by_label(report, args.out / "false_yield_by_label.png")
+    if args.timeline:
+        for sid in args.timeline.split(","):
+            for cfg, ts in traces.items():
+                for t in ts:
+                    if t.scenario_id == sid.strip():
+                        plot_timeline(t, args.out / "timelines" / f"{cfg}__{t.scenario_id}.png")
+    print_table(report, console=console)
+    errors = {c: sum(1 for t in ts if t.error) for c, ts in traces.items()}
+    if any(errors.values()):
+        console.print(f"[yellow]scenarios with errors:[/yellow] {json.dumps(errors)}")
+    console.print(f"report: {args.out / 'report.json'}  ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Runs a manifest under several configurations concurrently (``--jobs``) and collects traces.
+
+Scenarios run in real time, so concurrency is what makes a full run take minutes: ``jobs`` sessions
+at once, spread over up to one worker process per core. Each process loads Silero and Piper once,
+warms them up, and freezes the garbage collector's heap so full collections don't stall the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .manifest import Scenario, load_manifest
+from .trace import ScenarioTrace
+
+Task = tuple[int, str]  # (scenario index, config name)
+
+
+def plan_tasks(scenarios: list[Scenario], configs: list[str]) -> list[Task]:
+    # Scenario-major, configs interleaved: concurrent load is alike for every configuration.
+    return [(i, c) for i in range(len(scenarios)) for c in configs]
+
+
+def run_eval(
+    manifest: Path,
+    configs: list[str],
+    *,
+    jobs: int = 4,
+    only: list[str] | None = None,
+    trace_dir: Path | None = None,
+    on_done: Callable[[ScenarioTrace], None] | None = None,
+) -> dict[str, list[ScenarioTrace]]:
+    """Run every scenario of ``manifest`` (or the ids in ``only``) under every config."""
+    from .configs import get_config
+
+    for c in configs:
+        get_config(c)  # fail fast on an unknown name
+    scenarios = load_manifest(manifest)
+    if only:
+        wanted = set(only)
+        missing = wanted - {s.id for s in scenarios}
+        if missing:
+            raise KeyError(f"scenario ids not in {manifest}: {', '.join(sorted(missing))}")
+        scenarios = [s for s in scenarios if s.id in wanted]
+    tasks = plan_tasks(scenarios, configs)
+    jobs = max(1, jobs)
+    n_procs = max(1, min(jobs, os.cpu_count() or 1, len(tasks)))
+    per_proc = math.ceil(jobs / n_procs)
+    batches = [tasks[i::n_procs] for i in range(n_procs)]
+
+    results: dict[str, list[ScenarioTrace]] = {c: [] for c in configs}
+
+    def collect(trace: ScenarioTrace) -> None:
+        results[trace.config].append(trace)
+        if trace_dir is not None:
+            d = trace_dir / trace.config
+            d.mkdir(parents=True, exist_ok=True)
+            trace.save(d / f"{trace.scenario_id}.json")
+        if on_done is not None:
+            on_done(trace)
+
+    if n_procs == 1:
+        for t in asyncio.run(_run_batch(str(manifest), scenarios, batches[0], per_proc)):
+            collect(t)
+    else:
+        ctx = mp.get_context("spawn")
+        q: Any = ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_worker, args=(str(manifest), [s.id for s in scenarios], b, per_proc, q)
+            )
+            for b in batches
+        ]
+        for p in procs:
+            p.start()
+        remaining = len(tasks)
+        while remaining:
+            try:
+                item = q.get(timeout=5)
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("evaluator worker processes died") from None
+                continue
+            if isinstance(item, str):  # a worker's fatal error
+                raise RuntimeError(f"evaluator worker failed: {item}")
+            collect(ScenarioTrace.from_json(item))
+            remaining -= 1
+        for p in procs:
+            p.join()
+    order = {s.id: i for i, s in enumerate(scenarios)}
+    for traces in results.values():
+        traces.sort(key=lambda t: order[t.scenario_id])
+    return results
+
+
+def _worker(manifest: str, ids: list[str], batch: list[Task], concurrency: int, q: Any) -> None:
+    try:
+        scenarios = [s for s in load_manifest(manifest) if s.id in set(ids)]
+        asyncio.run(_run_batch(manifest, scenarios, batch, concurrency, q))
+    except BaseException as e:  # report, so the parent does not wait forever
+        q.put(f"{type(e).__name__}: {e}")
+        raise
+
+
+async def _run_batch(
+    manifest: str,
+    scenarios: list[Scenario],
+    batch: list[Task],
+    concurrency: int,
+    q: Any = None,
+) -> list[ScenarioTrace]:
+    from .harness import HarnessResources, run_scenario
+
+    res = HarnessResources.load()
+    await _warm_up(res)
+    gc.collect()
+    gc.freeze()
+    sem = asyncio.Semaphore(concurrency)
+    out: list[ScenarioTrace] = []
+
+    async def one(task: Task) -> None:
+        idx, cfg = task
+        async with sem:
+            trace = await run_scenario(scenarios[idx], cfg, res)
+            # objects of finished sessions move to the frozen generation: no stalls later
+            gc.freeze()
+        out.append(trace)
+        if q is not None:
+            q.put(trace.to_json())
+
+    await asyncio.gather(*(one(t) for t in batch))
+    return out
+
+
+async def _warm_up(res: Any) -> None:
+    """First inferences are slow (ONNX graph init); pay that before any clock starts."""
+    import numpy as np
+    from livekit import rtc
+
+    await asyncio.to_thread(res.piper.synthesize, "Warming up the voice.")
+    stream = res.silero.stream()
+    noise = (np.random.default_rng(0).standard_normal(16_000) * 1000).astype(np.int16)
+    for i in range(0, len(noise), 160):
+        stream.push_frame(rtc.AudioFrame(noise[i : i + 160].tobytes(), 16_000, 1, 160))
+    stream.end_input()
+    async for _ in stream:
+        pass
+    await stream.aclose()
