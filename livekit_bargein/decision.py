@@ -1,0 +1,287 @@
+"""The barge-in decision: a pure state machine, frames and features in, decisions out.
+
+No asyncio, no LiveKit objects, no wall clock: time is ``t_ms`` derived from sample counts by the
+caller. One :class:`Observation` per VAD analysis window (32 ms); transcripts arrive through
+:meth:`BargeInController.on_transcript`; the reply's state through :meth:`set_reply_active`.
+
+Per window the controller answers two questions:
+
+* Is the caller speaking (onset/offset hysteresis)? This drives LiveKit's VAD events, so turn
+  detection and STT segmentation keep working.
+* What should the agent's audio do? ``SOFT_YIELD`` (pause within one output frame) on a credible
+  onset while a reply is active; ``INTERRUPT`` (stop, clear, cancel the LLM) once the evidence is in;
+  ``RESUME`` from the exact paused sample when it was not an interruption.
+
+Evidence, and why each piece:
+
+* Silero probability on the echo-cancelled signal, against a threshold that rises while the agent is
+  audible by how much of the cleaned signal the residual echo could explain (``level_db`` vs
+  ``residual_echo_db``): residual echo after AEC3 scores up to ~0.5 on Silero, real near-end speech
+  in double talk ~0.55-1.0.
+* Level gates: the tracked noise floor (energy far below it is not the caller) and, once known, the
+  caller's own speech level (distant TV/background voices are quieter than the person on the call).
+* Confirmation: transcript words outside a backchannel lexicon (lexical evidence is what tells
+  "okay" from "wait"), or sustained speech-like sound that is neither cough- nor laugh-like
+  (harmonicity, spectral flatness and burstiness; see ``features.EventEvidence``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .features import EventEvidence, FrameFeatures, LevelTracker
+from .options import BargeInOptions
+
+
+class Action(str, Enum):
+    NONE = "none"
+    SOFT_YIELD = "soft_yield"
+    RESUME = "resume"
+    INTERRUPT = "interrupt"
+
+
+class ControllerState(str, Enum):
+    LISTENING = "listening"
+    """No reply is active: the caller has the floor."""
+    SPEAKING = "speaking"
+    """A reply is active; watching for a barge-in."""
+    SOFT_YIELD = "soft_yield"
+    """Paused on a credible onset, gathering evidence."""
+    INTERRUPTED = "interrupted"
+    """Hard-interrupted; waits for the reply to end."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One analysis window of the echo-cancelled microphone."""
+
+    t_ms: float
+    """End of the window, from sample counts."""
+    window_ms: float
+    speech_prob: float
+    level_db: float
+    """Level of the echo-cancelled window, dBFS."""
+    agent_audible: bool
+    """The agent's (aligned) reference was active during the window."""
+    residual_echo_db: float | None = None
+    """Expected residual echo left in the cleaned window (None: unknown, e.g. no reference)."""
+    double_talk: bool = False
+    features: FrameFeatures | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    t_ms: float
+    action: Action
+    reason: str
+    state: ControllerState
+    speaking: bool
+    """Caller speech state after this window (drives VAD events)."""
+    speech_started: bool
+    speech_ended: bool
+    threshold: float
+    speech_ms: float
+    silence_ms: float
+
+
+_WORD_RE = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+@dataclass
+class _Event:
+    start_ms: float
+    evidence: EventEvidence = field(default_factory=EventEvidence)
+    words: list[str] = field(default_factory=list)
+    final: bool = False
+    speech_ms: float = 0.0
+    quiet_ms: float = 0.0
+
+
+class BargeInController:
+    """Pure barge-in state machine. Feed it windows in time order."""
+
+    def __init__(self, options: BargeInOptions | None = None) -> None:
+        self.options = options or BargeInOptions()
+        self.levels = LevelTracker()
+        self.state = ControllerState.LISTENING
+        self._speaking = False
+        self._above_ms = 0.0
+        self._speech_ms = 0.0
+        self._silence_ms = 0.0
+        self._last_audible_ms: float | None = None
+        self._reply_active = False
+        self._event: _Event | None = None
+        self._pending: list[tuple[float, Action, str]] = []  # actions raised between windows
+        self.yields = 0
+        self.resumes = 0
+        self.interrupts = 0
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def update_options(self, options: BargeInOptions) -> None:
+        self.options = options
+
+    def set_reply_active(self, active: bool, *, t_ms: float) -> None:
+        """A reply (speech handle) started or ended; ends any soft yield or interruption."""
+        if active == self._reply_active:
+            return
+        self._reply_active = active
+        self._event = None
+        self.state = ControllerState.SPEAKING if active else ControllerState.LISTENING
+
+    def on_transcript(self, text: str, *, is_final: bool, t_ms: float) -> Decision | None:
+        """An interim or final transcript of the caller's current utterance."""
+        ev = self._event
+        if ev is None or self.state is not ControllerState.SOFT_YIELD:
+            return None  # words without an acoustic onset: background or echo, not the caller
+        ev.words = words_of(text)
+        ev.final = ev.final or is_final
+        if self._confirming_words(ev) >= self.options.confirm_words:
+            return self._interrupt(t_ms, f"words: {' '.join(ev.words[:6])!r}")
+        if is_final and ev.quiet_ms > 0:
+            # a complete backchannel and the caller has stopped: no reason to keep holding
+            return self._resume(t_ms, f"backchannel: {' '.join(ev.words)!r}")
+        return None
+
+    def observe(self, obs: Observation) -> Decision:
+        o = self.options
+        dt = obs.window_ms
+        if obs.agent_audible:
+            self._last_audible_ms = obs.t_ms
+        thr = self._threshold(obs)
+        self.levels.push(obs.level_db)
+        gate_ok, gate_reason = self._level_gate(obs.level_db)
+        is_speech = obs.speech_prob >= thr and gate_ok
+        is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
+
+        # -- caller speech hysteresis (VAD events) --
+        started = ended = False
+        if is_speech:
+            self._above_ms += dt
+        elif is_quiet:
+            self._above_ms = 0.0
+        if not self._speaking:
+            if self._above_ms >= o.onset_ms:
+                self._speaking, started = True, True
+                self._speech_ms = self._above_ms
+                self._silence_ms = 0.0
+        else:
+            if is_quiet:
+                self._silence_ms += dt
+                if self._silence_ms >= o.offset_ms:
+                    self._speaking, ended = False, True
+                    self._speech_ms = 0.0
+            else:
+                self._silence_ms = 0.0
+                self._speech_ms += dt
+        if self._speaking and is_speech:
+            self.levels.push_speech(obs.level_db)
+
+        # -- the agent's audio --
+        action, reason = Action.NONE, ""
+        if started and self._reply_active and self.state is ControllerState.SPEAKING:
+            self._event = _Event(start_ms=obs.t_ms - self._above_ms)
+            self.state = ControllerState.SOFT_YIELD
+            self.yields += 1
+            action = Action.SOFT_YIELD
+            reason = f"onset p={obs.speech_prob:.2f} thr={thr:.2f} level={obs.level_db:.0f}dB"
+        elif self.state is ControllerState.SOFT_YIELD and self._event is not None:
+            action, reason = self._while_held(obs, is_speech, is_quiet)
+
+        return Decision(
+            t_ms=obs.t_ms,
+            action=action,
+            reason=reason,
+            state=self.state,
+            speaking=self._speaking,
+            speech_started=started,
+            speech_ended=ended,
+            threshold=thr,
+            speech_ms=self._speech_ms,
+            silence_ms=self._silence_ms,
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _threshold(self, obs: Observation) -> float:
+        o = self.options
+        echo_possible = obs.agent_audible or (
+            self._last_audible_ms is not None
+            and obs.t_ms - self._last_audible_ms <= o.echo_tail_ms
+        )
+        if not echo_possible:
+            return o.activation_threshold
+        if obs.residual_echo_db is None:
+            return o.playback_threshold_max
+        margin_db = obs.level_db - obs.residual_echo_db
+        frac = min(1.0, max(0.0, margin_db / o.echo_margin_db)) if o.echo_margin_db > 0 else 1.0
+        return o.playback_threshold_max - frac * (o.playback_threshold_max - o.playback_threshold_min)
+
+    def _level_gate(self, level_db: float) -> tuple[bool, str]:
+        o = self.options
+        floor = self.levels.noise_floor_db
+        if floor is not None and level_db < floor + o.min_snr_db:
+            return False, "below noise floor"
+        speech = self.levels.speech_level_db
+        if speech is not None and level_db < speech - o.below_speech_level_db:
+            return False, "below caller level"
+        return True, ""
+
+    def _confirming_words(self, ev: _Event) -> int:
+        return sum(1 for w in ev.words if w not in self.options.backchannel_words)
+
+    def _while_held(self, obs: Observation, is_speech: bool, is_quiet: bool) -> tuple[Action, str]:
+        o = self.options
+        ev = self._event
+        assert ev is not None
+        if obs.features is not None:
+            ev.evidence.push(obs.features, obs.speech_prob)
+        if is_speech:
+            ev.speech_ms += obs.window_ms
+            ev.quiet_ms = 0.0
+        elif is_quiet:
+            ev.quiet_ms += obs.window_ms
+        held_ms = obs.t_ms - ev.start_ms
+        nonspeech = max(ev.evidence.cough_like_score(), ev.evidence.laugh_like_score())
+        if ev.speech_ms >= o.confirm_speech_ms and nonspeech < o.cough_reject_score:
+            d = self._interrupt(obs.t_ms, f"sustained speech {ev.speech_ms:.0f}ms")
+            return d.action, d.reason
+        if ev.quiet_ms >= o.resume_after_ms and self._confirming_words(ev) < o.confirm_words:
+            d = self._resume(obs.t_ms, f"quiet {ev.quiet_ms:.0f}ms, words={ev.words}")
+            return d.action, d.reason
+        if held_ms >= o.max_soft_yield_ms and self._confirming_words(ev) < o.confirm_words:
+            d = self._resume(obs.t_ms, f"held {held_ms:.0f}ms without confirmation")
+            return d.action, d.reason
+        return Action.NONE, ""
+
+    def _interrupt(self, t_ms: float, reason: str) -> Decision:
+        self.state = ControllerState.INTERRUPTED
+        self.interrupts += 1
+        self._event = None
+        return self._decision(t_ms, Action.INTERRUPT, reason)
+
+    def _resume(self, t_ms: float, reason: str) -> Decision:
+        self.state = ControllerState.SPEAKING
+        self.resumes += 1
+        self._event = None
+        return self._decision(t_ms, Action.RESUME, reason)
+
+    def _decision(self, t_ms: float, action: Action, reason: str) -> Decision:
+        return Decision(
+            t_ms=t_ms,
+            action=action,
+            reason=reason,
+            state=self.state,
+            speaking=self._speaking,
+            speech_started=False,
+            speech_ended=False,
+            threshold=float("nan"),
+            speech_ms=self._speech_ms,
+            silence_ms=self._silence_ms,
+        )

@@ -1,0 +1,244 @@
+"""``BargeIn``: wires the taps, the VAD and the controller into an ``AgentSession``.
+
+The plugin owns the interruption decision. LiveKit 1.8.9 would otherwise interrupt on its own from
+three places: the VAD path (``min_duration``), the final-transcript path and the user-turn commit.
+All three are gated by ``interruption["min_words"]`` while a reply is active and not yet interrupted
+(``AgentActivity._interrupt_by_audio_activity`` and ``on_end_of_turn``), so ``turn_handling()`` sets
+it to :data:`BLOCK_MIN_WORDS`; LiveKit's own pause/resume (``resume_false_interruption``) is turned
+off. Once the plugin interrupts a reply, LiveKit commits the caller's turn as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from livekit.agents import AgentSession
+from livekit.agents.voice import io
+
+from .aec import AecFrame
+from .decision import Action, BargeInController, Decision, Observation, words_of
+from .log import logger
+from .options import BargeInOptions, profile
+from .taps import EchoCancelledInput, PlaybackTap
+from .vad import BargeInVAD
+
+BLOCK_MIN_WORDS = 1_000_000
+"""``min_words`` that no transcript reaches: LiveKit never interrupts an active reply itself."""
+
+_REF_ACTIVE_DB = -60.0
+
+
+@dataclass(frozen=True)
+class EchoState:
+    agent_audible: bool
+    residual_echo_db: float | None
+    double_talk: bool
+
+
+@dataclass
+class BargeInStats:
+    soft_yields: int = 0
+    resumes: int = 0
+    interrupts: int = 0
+    last_time_to_yield_ms: float | None = None
+
+
+class BargeIn:
+    """Barge-in for one ``AgentSession``.
+
+    Example:
+        bargein = BargeIn(profile="speakerphone")
+        session = AgentSession(vad=bargein.vad, stt=..., llm=..., tts=...,
+                               turn_handling=bargein.turn_handling(), aec_warmup_duration=None)
+        await session.start(agent, room=ctx.room)
+        bargein.attach(session)
+    """
+
+    def __init__(
+        self,
+        *,
+        profile: str = "speakerphone",
+        options: BargeInOptions | None = None,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.options = options if options is not None else _profile(profile)
+        self.controller = BargeInController(self.options)
+        self.vad = BargeInVAD(self)
+        self.stats = BargeInStats()
+        self.decisions: deque[Decision] = deque(maxlen=256)
+        self._echo_cancellation = echo_cancellation
+        self._noise_suppression = noise_suppression
+        self._tap: PlaybackTap | None = None
+        self._input: EchoCancelledInput | None = None
+        self._session: AgentSession | None = None
+        self._active_speeches: set[Any] = set()
+        self._last_t_ms = 0.0
+        self._clear_turn_on_backchannel_until_ms = -1.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def turn_handling(self, *, turn_detection: Any = "vad", **endpointing: Any) -> dict[str, Any]:
+        """``AgentSession(turn_handling=...)`` that leaves interruption decisions to the plugin."""
+        th: dict[str, Any] = {
+            "turn_detection": turn_detection,
+            "interruption": {
+                "mode": "vad",
+                "min_words": BLOCK_MIN_WORDS,
+                "resume_false_interruption": False,
+            },
+        }
+        if endpointing:
+            th["endpointing"] = endpointing
+        return th
+
+    def update_options(self, *, profile: str | None = None, **changes: Any) -> None:
+        """Switch profile and/or change options at runtime (validated; applies to the next window)."""
+        base = _profile(profile) if profile is not None else self.options
+        self.options = base.updated(**changes) if changes else base
+        if profile is not None:
+            self.profile = profile
+        self.controller.update_options(self.options)
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
+        self._tap = PlaybackTap(out)
+        self._tap.on_segment_start = self._on_segment_start
+        return self._tap
+
+    def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
+        self._input = EchoCancelledInput(
+            mic,
+            tap=self._tap if self._echo_cancellation else None,
+            noise_suppression=self._noise_suppression,
+        )
+        return self._input
+
+    def attach(self, session: AgentSession) -> None:
+        """Hook the session: wrap its audio (unless already wrapped) and follow its events."""
+        self._session = session
+        if self._tap is None and session.output.audio is not None:
+            session.output.audio = self.wrap_output(session.output.audio)
+        if self._input is None and session.input.audio is not None:
+            session.input.audio = self.wrap_input(session.input.audio)
+        elif self._input is not None and self._tap is not None and self._echo_cancellation:
+            self._input._tap = self._tap
+        # the plugin owns the decision, even if the session was built without turn_handling()
+        session.options.interruption["min_words"] = BLOCK_MIN_WORDS
+        session.options.interruption["resume_false_interruption"] = False
+        session.on("speech_created", self._on_speech_created)
+        session.on("user_input_transcribed", self._on_transcribed)
+        if (current := session.current_speech) is not None:
+            self._track_speech(current)
+
+    # -- inputs from the taps and the VAD ---------------------------------------------------------
+
+    def echo_state(self) -> EchoState:
+        """Echo situation over the latest ~32 ms of processed microphone."""
+        frames: list[AecFrame] = list(self._input.recent)[-3:] if self._input is not None else []
+        tap_playing = self._tap.playing if self._tap is not None else False
+        if not frames:
+            return EchoState(agent_audible=tap_playing, residual_echo_db=None, double_talk=False)
+        audible = tap_playing or any(
+            f.far_end_active or f.ref_level_db > _REF_ACTIVE_DB for f in frames
+        )
+        return EchoState(
+            agent_audible=audible,
+            residual_echo_db=max(f.residual_echo_db for f in frames),
+            double_talk=any(f.double_talk for f in frames),
+        )
+
+    def on_observation(self, obs: Observation) -> Decision:
+        self._last_t_ms = obs.t_ms
+        d = self.controller.observe(obs)
+        self._apply(d)
+        return d
+
+    # -- session events -----------------------------------------------------------------------------
+
+    def _on_speech_created(self, ev: Any) -> None:
+        self._track_speech(ev.speech_handle)
+
+    def _track_speech(self, handle: Any) -> None:
+        if not getattr(handle, "allow_interruptions", True) or handle in self._active_speeches:
+            return
+        self._active_speeches.add(handle)
+        self.controller.set_reply_active(True, t_ms=self._last_t_ms)
+
+        def done(h: Any) -> None:
+            self._active_speeches.discard(h)
+            if not self._active_speeches:
+                self.controller.set_reply_active(False, t_ms=self._last_t_ms)
+                if self._tap is not None:
+                    self._tap.release()
+
+        handle.add_done_callback(done)
+
+    def _on_segment_start(self) -> None:
+        pass
+
+    def _on_transcribed(self, ev: Any) -> None:
+        text = getattr(ev, "transcript", "") or ""
+        is_final = bool(getattr(ev, "is_final", False))
+        d = self.controller.on_transcript(text, is_final=is_final, t_ms=self._last_t_ms)
+        if d is not None:
+            self._apply(d)
+        elif (
+            is_final
+            and self._last_t_ms <= self._clear_turn_on_backchannel_until_ms
+            and all(w in self.options.backchannel_words for w in words_of(text))
+        ):
+            self._clear_user_turn()
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def _apply(self, d: Decision) -> None:
+        if d.action is Action.NONE:
+            return
+        self.decisions.append(d)
+        logger.debug("barge-in decision", extra={"action": d.action.value, "reason": d.reason,
+                                                  "t_ms": d.t_ms})
+        if d.action is Action.SOFT_YIELD:
+            self.stats.soft_yields += 1
+            if self._tap is not None:
+                self._tap.hold()
+        elif d.action is Action.RESUME:
+            self.stats.resumes += 1
+            if self._tap is not None:
+                self._tap.release()
+            # a backchannel must not become the prefix of the caller's next turn
+            self._clear_user_turn()
+            self._clear_turn_on_backchannel_until_ms = d.t_ms + 1500.0
+        elif d.action is Action.INTERRUPT:
+            self.stats.interrupts += 1
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self._session is None:
+            return
+        try:
+            fut = self._session.interrupt(force=True)
+        except Exception:
+            logger.exception("session.interrupt failed")
+            return
+        task = asyncio.ensure_future(fut)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _clear_user_turn(self) -> None:
+        if self._session is None:
+            return
+        try:
+            self._session.clear_user_turn()
+        except RuntimeError:
+            pass  # session not running
+
+
+def _profile(name: str) -> BargeInOptions:
+    return profile(name)

@@ -1,0 +1,50 @@
+"""The barge-in engine's configurations for the evaluator (``bargein`` and one per profile).
+
+Kept out of ``livekit_bargein.eval`` so the evaluator does not depend on the engine's internals:
+this is the whole of the wiring, the same few lines a user writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from livekit.agents import AgentSession
+from livekit.agents.voice import io
+
+from .engine import BargeIn
+from .eval.configs import ConfigSetup, EvalConfig, HarnessContext, register
+from .options import PROFILES
+
+
+class _BargeInSetup(ConfigSetup):
+    def __init__(self, ctx: HarnessContext, profile: str) -> None:
+        self.bargein = BargeIn(profile=profile)
+
+    def session_kwargs(self) -> dict[str, Any]:
+        return {"vad": self.bargein.vad, "turn_handling": self.bargein.turn_handling()}
+
+    def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
+        return self.bargein.wrap_output(out)
+
+    def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
+        return self.bargein.wrap_input(mic)
+
+    def on_session_started(self, session: AgentSession) -> None:
+        self.bargein.attach(session)
+
+
+register(
+    EvalConfig(
+        name="bargein",
+        description="livekit-bargein engine, speakerphone profile (the default)",
+        make=lambda ctx: _BargeInSetup(ctx, "speakerphone"),
+    )
+)
+for _name in PROFILES:
+    register(
+        EvalConfig(
+            name=f"bargein-{_name}",
+            description=f"livekit-bargein engine, {_name} profile",
+            make=lambda ctx, _p=_name: _BargeInSetup(ctx, _p),
+        )
+    )

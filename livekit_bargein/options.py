@@ -1,0 +1,94 @@
+"""Barge-in options and the named profiles (``telephony``, ``speakerphone``, ``headset``, ``noisy``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class BargeInOptions:
+    """Every knob of the engine. Names carry their unit; defaults are the ``speakerphone`` profile."""
+
+    activation_threshold: float = 0.5
+    """Silero probability that counts as speech while the agent is silent. Default 0.5."""
+    deactivation_threshold: float = 0.35
+    """Probability below which a speech run may end (offset hysteresis). Default 0.35."""
+    playback_threshold_min: float = 0.6
+    """Onset threshold while the agent is audible and residual echo is negligible. Default 0.6."""
+    playback_threshold_max: float = 0.9
+    """Onset threshold while the agent is audible and residual echo may explain the signal."""
+    echo_margin_db: float = 12.0
+    """Cleaned level above the expected residual echo at which the threshold is at its minimum."""
+    onset_ms: float = 64.0
+    """Speech above threshold needed to declare an onset (soft yield). Default 64 ms."""
+    offset_ms: float = 320.0
+    """Silence needed to declare the end of a speech run (VAD END_OF_SPEECH). Default 320 ms."""
+    min_snr_db: float = 8.0
+    """Windows less than this above the tracked noise floor are not speech. Default 8 dB."""
+    below_speech_level_db: float = 18.0
+    """Once the caller's speech level is known, windows this far below it are ignored."""
+    confirm_speech_ms: float = 700.0
+    """Sustained speech-like sound that confirms an interruption without any transcript."""
+    confirm_words: int = 1
+    """Transcript words outside the backchannel lexicon that confirm an interruption."""
+    resume_after_ms: float = 450.0
+    """Quiet after an unconfirmed onset before the agent resumes. Default 450 ms."""
+    max_soft_yield_ms: float = 2500.0
+    """Longest hold without confirmation; then the agent resumes. Default 2500 ms."""
+    echo_tail_ms: float = 500.0
+    """How long after the agent's last audible sample its echo is still expected."""
+    cough_reject_score: float = 0.6
+    """Events scoring above this on cough/laugh likeness never confirm without words."""
+    backchannel_words: frozenset[str] = frozenset(
+        {
+            "uh-huh", "uh", "huh", "mhm", "mm-hmm", "mm", "hmm", "mmhmm", "hm", "okay", "ok",
+            "yeah", "yep", "yes", "right", "sure", "alright", "i", "see", "got", "it", "cool",
+            "ah", "oh", "aha", "uh-uh", "gotcha", "nice", "great", "good",
+        }
+    )
+    """Words that alone never confirm an interruption (lowercase, punctuation stripped)."""
+
+    def __post_init__(self) -> None:
+        for name in ("activation_threshold", "deactivation_threshold", "playback_threshold_min",
+                     "playback_threshold_max", "cough_reject_score"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {v}")
+        if self.deactivation_threshold > self.activation_threshold:
+            raise ValueError("deactivation_threshold must not exceed activation_threshold")
+        if self.playback_threshold_min > self.playback_threshold_max:
+            raise ValueError("playback_threshold_min must not exceed playback_threshold_max")
+        for f in fields(self):
+            if f.name.endswith(("_ms", "_db")) and getattr(self, f.name) < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)}")
+        if self.confirm_words < 1:
+            raise ValueError("confirm_words must be >= 1")
+
+    def updated(self, **changes: Any) -> BargeInOptions:
+        """A copy with ``changes`` applied (validated); unknown names raise TypeError."""
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, BargeInOptions] = {
+    # A laptop or phone speaker near the mic: loud echo, so thresholds rise while playing.
+    "speakerphone": BargeInOptions(),
+    # 8 kHz line, far-end echo from the handset or hybrid, codec noise: a little slower onset.
+    "telephony": BargeInOptions(onset_ms=64.0, min_snr_db=6.0, playback_threshold_min=0.55,
+                                echo_tail_ms=600.0),
+    # Little acoustic echo: lower thresholds while playing, faster onset.
+    "headset": BargeInOptions(playback_threshold_min=0.5, playback_threshold_max=0.75,
+                              onset_ms=48.0, echo_tail_ms=200.0),
+    # Loud background: stricter level gates and longer confirmation.
+    "noisy": BargeInOptions(min_snr_db=12.0, below_speech_level_db=12.0, onset_ms=96.0,
+                            confirm_speech_ms=900.0, playback_threshold_min=0.65),
+}
+
+
+def profile(name: str, **overrides: Any) -> BargeInOptions:
+    """The named profile, with ``overrides`` applied."""
+    try:
+        base = PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile '{name}' (known: {', '.join(PROFILES)})") from None
+    return base.updated(**overrides) if overrides else base

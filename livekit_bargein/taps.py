@@ -1,0 +1,252 @@
+"""Thin pass-through taps on the session's audio: the playback tap and the echo-cancelled input.
+
+``PlaybackTap`` sits at the top of the output chain. It forwards every frame unchanged and keeps a
+copy, which it plays out on the *microphone's* clock: each 10 ms of microphone consumes 10 ms of
+reference while the sink is playing (not paused, segment started). Driving the reference from the
+capture clock keeps it in step with the microphone whatever the event loop does; the remaining bulk
+delay (transport, jitter buffer, room) is estimated and aligned by ``aec.EchoCanceller``.
+
+``EchoCancelledInput`` wraps the session's microphone: it mixes to mono, cuts 10 ms chunks, runs the
+WebRTC APM with the tap's reference and hands the cleaned audio on (mono, at the input rate).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from livekit import rtc
+from livekit.agents.voice import io
+
+from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
+from .log import logger
+
+SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
+
+
+class PlaybackTap(io.AudioOutput):
+    """Output-chain wrapper that knows what reached the speaker, for AEC and context."""
+
+    def __init__(self, next_in_chain: io.AudioOutput) -> None:
+        super().__init__(
+            label="BargeInPlaybackTap",
+            capabilities=io.AudioOutputCapabilities(pause=True),
+            next_in_chain=next_in_chain,
+            sample_rate=next_in_chain.sample_rate,
+        )
+        self._fifo: deque[np.ndarray] = deque()
+        self._fifo_samples = 0
+        self._rate_hz: int | None = None
+        self._started = False
+        self._paused_by_session = False
+        self._held = False  # paused by the barge-in engine (soft yield)
+        self._segment_played = 0
+        self._resamplers: dict[int, object] = {}
+        self.on_segment_start: Callable[[], None] | None = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    @property
+    def playing(self) -> bool:
+        """The sink is playing audio now (started, not paused, something buffered)."""
+        return self._started and not self._paused and self._fifo_samples > 0
+
+    @property
+    def _paused(self) -> bool:
+        return self._paused_by_session or self._held
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    @property
+    def segment_played_s(self) -> float:
+        """Reference seconds of the current segment consumed so far (the tap's playhead)."""
+        return self._segment_played / self._rate_hz if self._rate_hz else 0.0
+
+    # -- soft yield ---------------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """Pause playout now (soft yield); the playhead stays on the exact sample."""
+        if self._held:
+            return
+        self._held = True
+        if not self._paused_by_session and self.next_in_chain is not None:
+            self.next_in_chain.pause()
+
+    def release(self) -> None:
+        """Resume playout from the sample where :meth:`hold` paused it."""
+        if not self._held:
+            return
+        self._held = False
+        if not self._paused_by_session and self.next_in_chain is not None:
+            self.next_in_chain.resume()
+
+    # -- io.AudioOutput -----------------------------------------------------------------------
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        data = np.frombuffer(frame.data, dtype=np.int16)
+        mono = to_mono_float(data, num_channels=frame.num_channels)
+        if self._rate_hz is not None and frame.sample_rate != self._rate_hz:
+            self._fifo.clear()
+            self._fifo_samples = 0
+        self._rate_hz = frame.sample_rate
+        self._fifo.append(mono)
+        self._fifo_samples += len(mono)
+        if self.next_in_chain is not None:
+            await self.next_in_chain.capture_frame(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        if self.next_in_chain is not None:
+            self.next_in_chain.flush()
+
+    def clear_buffer(self) -> None:
+        self._fifo.clear()
+        self._fifo_samples = 0
+        if self.next_in_chain is not None:
+            self.next_in_chain.clear_buffer()
+        # a stopped reply leaves no hold behind: the next reply must be audible
+        if self._held:
+            self._held = False
+            if not self._paused_by_session and self.next_in_chain is not None:
+                self.next_in_chain.resume()
+
+    def pause(self) -> None:
+        self._paused_by_session = True
+        super().pause()
+
+    def resume(self) -> None:
+        self._paused_by_session = False
+        if not self._held:
+            super().resume()
+
+    def on_playback_started(self, *, created_at: float) -> None:
+        self._started = True
+        self._segment_played = 0
+        if self.on_segment_start is not None:
+            self.on_segment_start()
+        super().on_playback_started(created_at=created_at)
+
+    def on_playback_finished(
+        self,
+        *,
+        playback_position: float,
+        interrupted: bool,
+        synchronized_transcript: str | None = None,
+    ) -> None:
+        self._started = False
+        self._fifo.clear()
+        self._fifo_samples = 0
+        super().on_playback_finished(
+            playback_position=playback_position,
+            interrupted=interrupted,
+            synchronized_transcript=synchronized_transcript,
+        )
+
+    # -- reference for the canceller ------------------------------------------------------------
+
+    def read_reference(self, n_samples: int, sample_rate_hz: int) -> np.ndarray | None:
+        """The next ``n_samples`` the speaker plays, at ``sample_rate_hz``; None when silent."""
+        if not self._started or self._paused or self._fifo_samples == 0 or not self._rate_hz:
+            return None
+        need = int(round(n_samples * self._rate_hz / sample_rate_hz))
+        out = np.zeros(need, np.float32)
+        filled = 0
+        while filled < need and self._fifo:
+            chunk = self._fifo[0]
+            take = min(len(chunk), need - filled)
+            out[filled : filled + take] = chunk[:take]
+            if take == len(chunk):
+                self._fifo.popleft()
+            else:
+                self._fifo[0] = chunk[take:]
+            filled += take
+        self._fifo_samples -= filled
+        self._segment_played += filled
+        if self._rate_hz == sample_rate_hz:
+            return out
+        return self._resample(out, sample_rate_hz, n_samples)
+
+    def _resample(self, x: np.ndarray, rate_hz: int, n_out: int) -> np.ndarray:
+        import soxr
+
+        key = rate_hz
+        rs = self._resamplers.get(key)
+        if rs is None:
+            rs = soxr.ResampleStream(self._rate_hz, rate_hz, 1, dtype="float32")
+            self._resamplers[key] = rs
+        y = rs.resample_chunk(x)  # type: ignore[attr-defined]
+        if len(y) >= n_out:
+            return np.asarray(y[:n_out], np.float32)
+        return np.pad(np.asarray(y, np.float32), (0, n_out - len(y)))
+
+
+class EchoCancelledInput(io.AudioInput):
+    """Microphone wrapper: mono, 10 ms chunks, WebRTC APM with the tap's played reference.
+
+    Accepts 8/16/24/48 kHz, mono or stereo (mixed to mono), frames of any length. Output frames are
+    mono at the input rate. Without a tap (or while nothing plays) the APM still runs noise
+    suppression and the high-pass filter; echo cancellation idles.
+    """
+
+    def __init__(
+        self,
+        source: io.AudioInput,
+        *,
+        tap: PlaybackTap | None,
+        on_frame: Callable[[AecFrame], None] | None = None,
+        noise_suppression: bool = True,
+        max_delay_ms: float = 1000.0,
+    ) -> None:
+        super().__init__(label="BargeInEchoCancelled", source=source)
+        self._tap = tap
+        self._on_frame = on_frame
+        self._noise_suppression = noise_suppression
+        self._max_delay_ms = max_delay_ms
+        self._rate_hz: int | None = None
+        self._aec: EchoCanceller | None = None
+        self._splitter: FrameSplitter | None = None
+        self.frames_processed = 0
+        self.recent: deque[AecFrame] = deque(maxlen=8)
+        """The latest processed 10 ms frames (features for the VAD's analysis window)."""
+
+    def _setup(self, rate_hz: int) -> None:
+        if rate_hz not in SUPPORTED_RATES_HZ:
+            raise ValueError(
+                f"EchoCancelledInput: unsupported sample rate {rate_hz} Hz "
+                f"(supported: {', '.join(map(str, SUPPORTED_RATES_HZ))})"
+            )
+        if self._rate_hz is not None:
+            logger.warning("input sample rate changed", extra={"from": self._rate_hz, "to": rate_hz})
+        self._rate_hz = rate_hz
+        self._aec = EchoCanceller(
+            sample_rate_hz=rate_hz,
+            noise_suppression=self._noise_suppression,
+            max_delay_ms=self._max_delay_ms,
+        )
+        self._splitter = FrameSplitter(sample_rate_hz=rate_hz)
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        while True:
+            frame = await super().__anext__()
+            if frame.sample_rate != self._rate_hz:
+                self._setup(frame.sample_rate)
+            assert self._aec is not None and self._splitter is not None
+            data = np.frombuffer(frame.data, dtype=np.int16)
+            mono = to_mono_float(data, num_channels=frame.num_channels)
+            out: list[np.ndarray] = []
+            for chunk in self._splitter.push(mono):
+                ref = self._tap.read_reference(len(chunk), self._rate_hz) if self._tap else None
+                af = self._aec.process(chunk, ref)
+                self.frames_processed += 1
+                self.recent.append(af)
+                if self._on_frame is not None:
+                    self._on_frame(af)
+                out.append(af.clean)
+            if not out:
+                continue  # less than 10 ms buffered: wait for more (nothing is dropped)
+            pcm = np.clip(np.concatenate(out) * 32768.0, -32768, 32767).astype(np.int16)
+            return rtc.AudioFrame(pcm.tobytes(), self._rate_hz, 1, len(pcm))

@@ -1,0 +1,185 @@
+"""``BargeInVAD``: the session's VAD. Silero on the echo-cancelled microphone, echo-aware hysteresis.
+
+It emits ordinary LiveKit ``VADEvent``s (START_OF_SPEECH / INFERENCE_DONE / END_OF_SPEECH), so turn
+detection, endpointing and STT segmentation keep working, and feeds every analysis window to the
+barge-in controller, whose decisions the engine carries out before the event is even sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import vad as lk_vad
+
+from .decision import Decision, Observation
+from .features import analyze_window
+
+if TYPE_CHECKING:
+    from .engine import BargeIn
+
+ANALYSIS_RATE_HZ = 16_000
+WINDOW_SAMPLES = 512  # Silero's window at 16 kHz: 32 ms
+_PREFIX_PADDING_S = 0.5
+_MAX_UTTERANCE_S = 60.0
+
+
+class BargeInVAD(lk_vad.VAD):
+    """LiveKit VAD whose decisions come from the barge-in engine (one per session)."""
+
+    def __init__(self, engine: BargeIn) -> None:
+        super().__init__(capabilities=lk_vad.VADCapabilities(update_interval=0.032))
+        self._engine = engine
+        self._onnx_session: object | None = None
+
+    @property
+    def model(self) -> str:
+        return "silero-bargein"
+
+    @property
+    def provider(self) -> str:
+        return "livekit-bargein"
+
+    @property
+    def min_silence_duration(self) -> float:
+        """Offset hysteresis in seconds (read by LiveKit's streaming turn detector)."""
+        return self._engine.options.offset_ms / 1000.0
+
+    def _model(self) -> Callable[[np.ndarray], float]:
+        from livekit.plugins.silero import onnx_model
+
+        if self._onnx_session is None:
+            self._onnx_session = onnx_model.new_inference_session(force_cpu=True)
+        return onnx_model.OnnxModel(onnx_session=self._onnx_session, sample_rate=ANALYSIS_RATE_HZ)
+
+    def prewarm(self) -> None:
+        """Load the ONNX model now (it ships inside livekit-plugins-silero)."""
+        self._model()
+
+    def stream(self) -> BargeInVADStream:
+        return BargeInVADStream(self, self._model(), self._engine)
+
+
+class BargeInVADStream(lk_vad.VADStream):
+    def __init__(self, vad: BargeInVAD, model: Callable[[np.ndarray], float], engine: BargeIn):
+        super().__init__(vad)
+        self._model = model
+        self._engine = engine
+
+    async def _main_task(self) -> None:
+        import soxr
+
+        buf = np.zeros(0, np.float32)
+        samples = 0  # analysed samples at 16 kHz: the stream's clock
+        in_rate: int | None = None
+        resampler: object | None = None
+        recent: deque[rtc.AudioFrame] = deque()  # prefix padding + utterance, at input rate
+        recent_s = 0.0
+        speaking = False
+
+        async for item in self._input_ch:
+            if isinstance(item, self._FlushSentinel):
+                buf = np.zeros(0, np.float32)
+                resampler = None
+                in_rate = None
+                continue
+            frame: rtc.AudioFrame = item
+            data = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+            if frame.num_channels > 1:
+                data = data.reshape(-1, frame.num_channels).mean(axis=1)
+            if frame.sample_rate != in_rate:
+                in_rate = frame.sample_rate
+                resampler = (
+                    None
+                    if in_rate == ANALYSIS_RATE_HZ
+                    else soxr.ResampleStream(in_rate, ANALYSIS_RATE_HZ, 1, dtype="float32")
+                )
+            x = data if resampler is None else resampler.resample_chunk(data)  # type: ignore[attr-defined]
+            buf = np.concatenate([buf, np.asarray(x, np.float32)])
+
+            recent.append(frame)
+            recent_s += frame.duration
+            keep_s = _MAX_UTTERANCE_S if speaking else _PREFIX_PADDING_S
+            while recent and recent_s - recent[0].duration >= keep_s:
+                recent_s -= recent.popleft().duration
+
+            while len(buf) >= WINDOW_SAMPLES:
+                window, buf = buf[:WINDOW_SAMPLES], buf[WINDOW_SAMPLES:]
+                samples += WINDOW_SAMPLES
+                t0 = time.perf_counter()
+                prob = float(self._model(window))
+                feats = analyze_window(window, sample_rate_hz=ANALYSIS_RATE_HZ)
+                echo = self._engine.echo_state()
+                obs = Observation(
+                    t_ms=samples * 1000.0 / ANALYSIS_RATE_HZ,
+                    window_ms=WINDOW_SAMPLES * 1000.0 / ANALYSIS_RATE_HZ,
+                    speech_prob=prob,
+                    level_db=feats.level_db,
+                    agent_audible=echo.agent_audible,
+                    residual_echo_db=echo.residual_echo_db,
+                    double_talk=echo.double_talk,
+                    features=feats,
+                )
+                decision = self._engine.on_observation(obs)
+                infer_s = time.perf_counter() - t0
+                self._emit(decision, samples, prob, infer_s, frame, list(recent))
+                if decision.speech_started:
+                    speaking = True
+                elif decision.speech_ended:
+                    speaking = False
+
+    def _emit(
+        self,
+        d: Decision,
+        samples: int,
+        prob: float,
+        infer_s: float,
+        frame: rtc.AudioFrame,
+        utterance: list[rtc.AudioFrame],
+    ) -> None:
+        now = time.time()
+        speech_s = d.speech_ms / 1000.0
+        silence_s = d.silence_ms / 1000.0
+        if d.speech_started:
+            self._event_ch.send_nowait(
+                lk_vad.VADEvent(
+                    type=lk_vad.VADEventType.START_OF_SPEECH,
+                    samples_index=samples,
+                    timestamp=now,
+                    speech_duration=speech_s,
+                    silence_duration=0.0,
+                    frames=utterance,
+                    speaking=True,
+                )
+            )
+        self._event_ch.send_nowait(
+            lk_vad.VADEvent(
+                type=lk_vad.VADEventType.INFERENCE_DONE,
+                samples_index=samples,
+                timestamp=now,
+                speech_duration=speech_s,
+                silence_duration=silence_s,
+                frames=[frame],
+                probability=prob,
+                inference_duration=infer_s,
+                speaking=d.speaking,
+                raw_accumulated_silence=silence_s,
+                raw_accumulated_speech=speech_s,
+            )
+        )
+        if d.speech_ended:
+            self._event_ch.send_nowait(
+                lk_vad.VADEvent(
+                    type=lk_vad.VADEventType.END_OF_SPEECH,
+                    samples_index=samples,
+                    timestamp=now,
+                    speech_duration=0.0,
+                    silence_duration=silence_s,
+                    frames=utterance,
+                    speaking=False,
+                )
+            )
