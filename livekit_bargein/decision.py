@@ -186,7 +186,8 @@ class BargeInController:
         # -- the agent's audio --
         action, reason = Action.NONE, ""
         if started and self._reply_active and self.state is ControllerState.SPEAKING:
-            self._event = _Event(start_ms=obs.t_ms - self._above_ms)
+            # the onset windows are part of the event: they count toward sustained speech
+            self._event = _Event(start_ms=obs.t_ms - self._above_ms, speech_ms=self._above_ms)
             self.state = ControllerState.SOFT_YIELD
             self.yields += 1
             action = Action.SOFT_YIELD
@@ -248,8 +249,7 @@ class BargeInController:
         elif is_quiet:
             ev.quiet_ms += obs.window_ms
         held_ms = obs.t_ms - ev.start_ms
-        nonspeech = max(ev.evidence.cough_like_score(), ev.evidence.laugh_like_score())
-        if ev.speech_ms >= o.confirm_speech_ms and nonspeech < o.cough_reject_score:
+        if ev.speech_ms >= o.confirm_speech_ms and self._speech_like(ev):
             d = self._interrupt(obs.t_ms, f"sustained speech {ev.speech_ms:.0f}ms")
             return d.action, d.reason
         if ev.quiet_ms >= o.resume_after_ms and self._confirming_words(ev) < o.confirm_words:
@@ -259,6 +259,16 @@ class BargeInController:
             d = self._resume(obs.t_ms, f"held {held_ms:.0f}ms without confirmation")
             return d.action, d.reason
         return Action.NONE, ""
+
+    def _speech_like(self, ev: _Event) -> bool:
+        # sustained sound confirms only when it is voiced speech, not a cough bout or a laugh
+        e = ev.evidence
+        if e.window_count == 0:
+            return False
+        nonspeech = max(e.cough_like_score(), e.laugh_like_score())
+        return nonspeech < self.options.cough_reject_score and (
+            e.speech_like_score() >= self.options.speech_like_min
+        )
 
     def _interrupt(self, t_ms: float, reason: str) -> Decision:
         self.state = ControllerState.INTERRUPTED

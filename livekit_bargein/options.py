@@ -40,6 +40,8 @@ class BargeInOptions:
     """How long after the agent's last audible sample its echo is still expected."""
     cough_reject_score: float = 0.6
     """Events scoring above this on cough/laugh likeness never confirm without words."""
+    speech_like_min: float = 0.5
+    """Sustained sound confirms without words only if it scores at least this speech-like."""
     backchannel_words: frozenset[str] = frozenset(
         {
             "uh-huh", "uh", "huh", "mhm", "mm-hmm", "mm", "hmm", "mmhmm", "hm", "okay", "ok",
@@ -51,7 +53,7 @@ class BargeInOptions:
 
     def __post_init__(self) -> None:
         for name in ("activation_threshold", "deactivation_threshold", "playback_threshold_min",
-                     "playback_threshold_max", "cough_reject_score"):
+                     "playback_threshold_max", "cough_reject_score", "speech_like_min"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {v}")

@@ -1,0 +1,196 @@
+"""BargeInController on synthetic window sequences with known answers (no audio, no asyncio)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from livekit_bargein.decision import Action, BargeInController, ControllerState, Observation
+from livekit_bargein.features import FrameFeatures
+from livekit_bargein.options import BargeInOptions
+
+WIN_MS = 32.0
+
+VOICED = FrameFeatures(
+    level_db=-30.0, harmonicity=0.85, pitch_hz=140.0, spectral_flatness=0.04,
+    spectral_centroid_hz=900.0, low_band_ratio=0.1, high_band_ratio=0.05, duration_ms=WIN_MS,
+)
+NOISY = FrameFeatures(
+    level_db=-30.0, harmonicity=0.15, pitch_hz=None, spectral_flatness=0.45,
+    spectral_centroid_hz=2500.0, low_band_ratio=0.05, high_band_ratio=0.5, duration_ms=WIN_MS,
+)
+
+
+class Run:
+    """Feeds windows to a controller and keeps the decisions."""
+
+    def __init__(self, options: BargeInOptions | None = None, *, reply: bool = True) -> None:
+        self.c = BargeInController(options or BargeInOptions())
+        self.t = 0.0
+        self.decisions = []
+        if reply:
+            self.c.set_reply_active(True, t_ms=0.0)
+
+    def feed(self, n: int, prob: float, *, level_db: float = -30.0, audible: bool = True,
+             residual_db: float | None = -80.0, features: FrameFeatures | None = VOICED) -> None:
+        for _ in range(n):
+            self.t += WIN_MS
+            f = replace(features, level_db=level_db) if features is not None else None
+            self.decisions.append(self.c.observe(Observation(
+                t_ms=self.t, window_ms=WIN_MS, speech_prob=prob, level_db=level_db,
+                agent_audible=audible, residual_echo_db=residual_db, features=f)))
+
+    def actions(self) -> list[tuple[float, Action]]:
+        return [(d.t_ms, d.action) for d in self.decisions if d.action is not Action.NONE]
+
+    def first(self, pred) -> float | None:  # type: ignore[no-untyped-def]
+        return next((d.t_ms for d in self.decisions if pred(d)), None)
+
+
+def quiet_start(r: Run, n: int = 40) -> None:
+    # a quiet room calibrates the noise floor around -70 dBFS
+    r.feed(n, 0.02, level_db=-70.0, features=None)
+
+
+def test_onset_after_onset_ms_and_offset_after_offset_ms() -> None:
+    r = Run(reply=False)
+    quiet_start(r)
+    t_speech = r.t
+    r.feed(20, 0.95, audible=False)
+    r.feed(15, 0.05, level_db=-70.0, audible=False)
+    start = r.first(lambda d: d.speech_started)
+    end = r.first(lambda d: d.speech_ended)
+    assert start == t_speech + 2 * WIN_MS  # onset_ms 64 = two windows
+    assert end == t_speech + 20 * WIN_MS + 10 * WIN_MS  # offset_ms 320 = ten windows
+    assert r.actions() == []  # no reply active: nothing to yield
+
+
+def test_soft_yield_on_onset_while_agent_speaks() -> None:
+    r = Run()
+    quiet_start(r)
+    t_speech = r.t
+    r.feed(5, 0.95)
+    assert r.actions() == [(t_speech + 2 * WIN_MS, Action.SOFT_YIELD)]
+    assert r.c.state is ControllerState.SOFT_YIELD
+
+
+def test_threshold_rises_with_residual_echo() -> None:
+    # 0.8 is below the max playback threshold (0.9) when the cleaned signal is all residual echo
+    r = Run()
+    quiet_start(r)
+    r.feed(10, 0.8, level_db=-40.0, residual_db=-40.0)
+    assert r.actions() == []
+    assert r.decisions[-1].threshold == pytest.approx(0.9)
+    # the same probability well above the residual echo is the caller
+    r2 = Run()
+    quiet_start(r2)
+    r2.feed(10, 0.8, level_db=-30.0, residual_db=-60.0)
+    assert [a for _, a in r2.actions()] == [Action.SOFT_YIELD]
+    assert r2.decisions[-1].threshold == pytest.approx(0.6)
+
+
+def test_threshold_relaxes_after_echo_tail() -> None:
+    r = Run()
+    quiet_start(r)
+    r.feed(1, 0.02, level_db=-70.0, audible=True)
+    r.feed(int(600 / WIN_MS), 0.02, level_db=-70.0, audible=False)
+    assert r.decisions[-1].threshold == pytest.approx(0.5)
+
+
+def test_resume_after_quiet_without_words() -> None:
+    o = BargeInOptions()
+    r = Run(o)
+    quiet_start(r)
+    r.feed(4, 0.95)  # a short burst: soft yield
+    t_end = r.t
+    r.feed(30, 0.02, level_db=-70.0)
+    acts = r.actions()
+    assert [a for _, a in acts] == [Action.SOFT_YIELD, Action.RESUME]
+    resume_t = acts[1][0]
+    assert t_end + o.resume_after_ms <= resume_t < t_end + o.resume_after_ms + WIN_MS
+    assert r.c.state is ControllerState.SPEAKING
+
+
+def test_words_confirm_and_backchannel_resumes() -> None:
+    r = Run()
+    quiet_start(r)
+    r.feed(6, 0.95)
+    d = r.c.on_transcript("Wait, stop", is_final=False, t_ms=r.t)
+    assert d is not None and d.action is Action.INTERRUPT
+    assert r.c.state is ControllerState.INTERRUPTED
+
+    r = Run()
+    quiet_start(r)
+    r.feed(6, 0.95)
+    assert r.c.on_transcript("uh-huh", is_final=False, t_ms=r.t) is None
+    r.feed(3, 0.02, level_db=-70.0)
+    d = r.c.on_transcript("Uh-huh.", is_final=True, t_ms=r.t)
+    assert d is not None and d.action is Action.RESUME
+
+
+def test_words_without_acoustic_onset_are_ignored() -> None:
+    r = Run()
+    quiet_start(r)
+    assert r.c.on_transcript("turn to channel five for the news", is_final=True, t_ms=r.t) is None
+    assert r.c.state is ControllerState.SPEAKING
+
+
+def test_sustained_speech_confirms_without_transcript() -> None:
+    o = BargeInOptions()
+    r = Run(o)
+    quiet_start(r)
+    t0 = r.t
+    r.feed(40, 0.95, features=VOICED)
+    acts = r.actions()
+    assert [a for _, a in acts] == [Action.SOFT_YIELD, Action.INTERRUPT]
+    assert acts[1][0] - t0 == pytest.approx(o.confirm_speech_ms, abs=2 * WIN_MS)
+
+
+def test_cough_like_sound_never_confirms_on_duration() -> None:
+    r = Run()
+    quiet_start(r)
+    # bursty, noisy, unvoiced: alternating loud/quiet windows of flat spectrum
+    for _ in range(12):
+        r.feed(2, 0.9, level_db=-25.0, features=NOISY)
+        r.feed(1, 0.6, level_db=-45.0, features=NOISY)
+    r.feed(20, 0.02, level_db=-70.0, features=None)
+    assert Action.INTERRUPT not in [a for _, a in r.actions()]
+    assert r.actions()[-1][1] is Action.RESUME
+
+
+def test_quiet_sound_below_noise_floor_gate_is_not_speech() -> None:
+    r = Run()
+    r.feed(200, 0.02, level_db=-40.0, features=None)  # a loud room: floor ~ -40 dBFS
+    r.feed(10, 0.95, level_db=-36.0)  # "speech" only 4 dB above it (a distant TV)
+    assert r.actions() == []
+    r.feed(10, 0.95, level_db=-20.0)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
+
+
+def test_reply_end_clears_soft_yield() -> None:
+    r = Run()
+    quiet_start(r)
+    r.feed(4, 0.95)
+    r.c.set_reply_active(False, t_ms=r.t)
+    assert r.c.state is ControllerState.LISTENING
+    r.feed(30, 0.02, level_db=-70.0)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
+
+
+def test_max_soft_yield_resumes_when_nothing_confirms() -> None:
+    o = BargeInOptions(confirm_speech_ms=10_000.0)
+    r = Run(o)
+    quiet_start(r)
+    r.feed(int(3000 / WIN_MS), 0.95, features=NOISY)
+    acts = [a for _, a in r.actions()]
+    assert acts == [Action.SOFT_YIELD, Action.RESUME]
+
+
+def test_options_validation() -> None:
+    with pytest.raises(ValueError, match="activation_threshold"):
+        BargeInOptions(activation_threshold=1.5)
+    with pytest.raises(ValueError, match="onset_ms"):
+        BargeInOptions(onset_ms=-1.0)
+    with pytest.raises(TypeError):
+        BargeInOptions().updated(onset=3)  # type: ignore[call-arg]
