@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # LiveKit warns on every session torn down mid-turn; the evaluator does that by design.
+    logging.getLogger("livekit.agents").setLevel(logging.ERROR)
 
     if args.cmd == "scenarios":
         from .eval.scenarios import build_bundled_set

@@ -70,7 +70,7 @@ class BargeIn:
         self.controller = BargeInController(self.options)
         self.vad = BargeInVAD(self)
         self.stats = BargeInStats()
-        self.decisions: deque[Decision] = deque(maxlen=256)
+        self.decisions: deque[Decision] = deque(maxlen=1024)
         self._echo_cancellation = echo_cancellation
         self._noise_suppression = noise_suppression
         self._tap: PlaybackTap | None = None

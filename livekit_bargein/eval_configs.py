@@ -32,6 +32,14 @@ class _BargeInSetup(ConfigSetup):
     def on_session_started(self, session: AgentSession) -> None:
         self.bargein.attach(session)
 
+    def trace_events(self) -> list[dict[str, Any]]:
+        # the engine's clock counts microphone samples at 16 kHz from the session's start,
+        # which is the harness' sim clock
+        return [
+            {"sample": int(d.t_ms * 16), "kind": f"bargein_{d.action.value}", "reason": d.reason}
+            for d in self.bargein.decisions
+        ]
+
 
 register(
     EvalConfig(

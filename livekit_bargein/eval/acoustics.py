@@ -82,6 +82,7 @@ class AcousticPath:
             self.user = load_mono(scenario.user_audio, sample_rate_hz=sr)
             self.user *= np.float32(10 ** (scenario.user_gain_db / 20))
         self.user_start: int | None = None  # sim sample, set when t = 0 is known
+        self.bed_start: int | None = None
 
         self.echo: _Echo | None = None
         if scenario.echo is not None:
@@ -124,6 +125,7 @@ class AcousticPath:
 
     def place_user(self, first_audible_sample: int) -> None:
         """Fix the user event on the sim clock, relative to the agent's first audible sample."""
+        self.bed_start = first_audible_sample
         if self.scenario.user_onset_s is None or not len(self.user):
             return
         self.user_start = first_audible_sample + int(
@@ -172,9 +174,14 @@ class AcousticPath:
                 lo, hi = max(a, 0), min(a + n, len(self.user))
                 out[lo - a : hi - a] += self.user[lo:hi]
 
-        if self.noise is not None and len(self.noise):
-            idx = (np.arange(start_sample, start_sample + n)) % len(self.noise)
-            out += self.noise[idx]
+        if self.noise is not None and len(self.noise) and self.bed_start is not None:
+            # the bed runs under the scenario, whose timeline starts at the agent's first sample
+            rel = start_sample - self.bed_start
+            if rel + n > 0:
+                idx = np.arange(rel, rel + n)
+                bed = self.noise[idx % len(self.noise)]
+                bed[idx < 0] = 0.0
+                out += bed
 
         if self._telephony:
             out, self._zi = signal.sosfilt(self._sos, out, zi=self._zi)

@@ -47,6 +47,10 @@ class ConfigSetup:
     def on_session_started(self, session: AgentSession) -> None:  # noqa: B027 - optional hook
         """Called once the session has started (attach event handlers here)."""
 
+    def trace_events(self) -> list[dict[str, Any]]:
+        """Decisions to add to the scenario's trace: {"sample": int, "kind": str, ...}."""
+        return []
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         pass
 

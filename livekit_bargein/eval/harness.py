@@ -282,8 +282,10 @@ async def _run(
         trace.events.extend(
             {**e, "sample": int(e["tick"]) * TICK_SAMPLES} for e in speaker.events  # type: ignore[arg-type]
         )
+        trace.events.extend(setup.trace_events())
         for e in trace.events:
-            e.setdefault("sample", int(e["tick"]) * TICK_SAMPLES)
+            if "sample" not in e:
+                e["sample"] = int(e["tick"]) * TICK_SAMPLES
         trace.events.sort(key=lambda e: e["sample"])
         if speaker.first_segment_cleared_at_loop_time is not None:
             trace.llm_tokens_after_cancel = llm.tokens_emitted_after(

@@ -53,7 +53,6 @@ def run_eval(
     jobs = max(1, jobs)
     n_procs = max(1, min(jobs, os.cpu_count() or 1, len(tasks)))
     per_proc = math.ceil(jobs / n_procs)
-    batches = [tasks[i::n_procs] for i in range(n_procs)]
 
     results: dict[str, list[ScenarioTrace]] = {c: [] for c in configs}
 
@@ -67,16 +66,18 @@ def run_eval(
             on_done(trace)
 
     if n_procs == 1:
-        for t in asyncio.run(_run_batch(str(manifest), scenarios, batches[0], per_proc)):
+        for t in asyncio.run(_run_batch(scenarios, tasks, per_proc)):
             collect(t)
     else:
         ctx = mp.get_context("spawn")
         q: Any = ctx.Queue()
+        todo: Any = ctx.Queue()
+        for t in tasks:  # one shared queue: a worker that finishes early takes more
+            todo.put(t)
         procs = [
-            ctx.Process(
-                target=_worker, args=(str(manifest), [s.id for s in scenarios], b, per_proc, q)
-            )
-            for b in batches
+            ctx.Process(target=_worker, args=(str(manifest), [s.id for s in scenarios], todo,
+                                              per_proc, q))
+            for _ in range(n_procs)
         ]
         for p in procs:
             p.start()
@@ -100,42 +101,51 @@ def run_eval(
     return results
 
 
-def _worker(manifest: str, ids: list[str], batch: list[Task], concurrency: int, q: Any) -> None:
+def _worker(manifest: str, ids: list[str], todo: Any, concurrency: int, q: Any) -> None:
     try:
-        scenarios = [s for s in load_manifest(manifest) if s.id in set(ids)]
-        asyncio.run(_run_batch(manifest, scenarios, batch, concurrency, q))
+        wanted = set(ids)
+        scenarios = [s for s in load_manifest(manifest) if s.id in wanted]
+        asyncio.run(_run_batch(scenarios, todo, concurrency, q))
     except BaseException as e:  # report, so the parent does not wait forever
         q.put(f"{type(e).__name__}: {e}")
         raise
 
 
 async def _run_batch(
-    manifest: str,
     scenarios: list[Scenario],
-    batch: list[Task],
+    todo: list[Task] | Any,
     concurrency: int,
     q: Any = None,
 ) -> list[ScenarioTrace]:
+    """Run tasks from ``todo`` (a list, or a shared multiprocessing queue) ``concurrency`` at a time."""
     from .harness import HarnessResources, run_scenario
 
     res = HarnessResources.load()
     await _warm_up(res)
     gc.collect()
     gc.freeze()
-    sem = asyncio.Semaphore(concurrency)
     out: list[ScenarioTrace] = []
+    local = list(todo) if isinstance(todo, list) else None
 
-    async def one(task: Task) -> None:
-        idx, cfg = task
-        async with sem:
+    def next_task() -> Task | None:
+        if local is not None:
+            return local.pop(0) if local else None
+        try:
+            return todo.get_nowait()  # type: ignore[no-any-return]
+        except queue.Empty:
+            return None
+
+    async def lane() -> None:
+        while (task := next_task()) is not None:
+            idx, cfg = task
             trace = await run_scenario(scenarios[idx], cfg, res)
             # objects of finished sessions move to the frozen generation: no stalls later
             gc.freeze()
-        out.append(trace)
-        if q is not None:
-            q.put(trace.to_json())
+            out.append(trace)
+            if q is not None:
+                q.put(trace.to_json())
 
-    await asyncio.gather(*(one(t) for t in batch))
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
     return out
 
 

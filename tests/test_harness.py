@@ -1,0 +1,116 @@
+"""End to end: a handful of scenarios through a real AgentSession (real Silero, Piper, APM).
+
+They run concurrently in real time (~15 s in all). Outcomes are checked, not timings: timing targets
+are the evaluator's business (see README, benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livekit_bargein.eval.harness import HarnessResources, run_scenario
+from livekit_bargein.eval.manifest import load_manifest
+from livekit_bargein.eval.metrics import find_yields, score_scenario
+from livekit_bargein.eval.trace import ScenarioTrace
+
+AGENT_TEXT = (
+    "Sure, I can help you with that reservation. We have tables available at seven and at "
+    "eight thirty this evening, and the patio is open if the weather stays nice."
+)
+USER_TEXT = "Wait, stop, that is not what I asked."
+
+
+@pytest.fixture(scope="module")
+def resources() -> HarnessResources:
+    return HarnessResources.load()
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory, resources: HarnessResources) -> Path:
+    d = tmp_path_factory.mktemp("harness")
+    syn = resources.piper.synthesize(USER_TEXT, pitch_semitones=4.0)
+    pad = np.zeros(3200, np.float32)
+    user = np.concatenate([pad, syn.audio * 0.7, pad])
+    # stereo at 48 kHz: the harness must mix and resample any file it is given
+    import soxr
+
+    user48 = soxr.resample(user, 16000, 48000).astype(np.float32)
+    sf.write(d / "wait.wav", np.stack([user48, user48], axis=1), 48000)
+    onset = (3200 + syn.words[0].start_sample) / 16000
+    lines = [
+        {"id": "int", "label": "interrupt", "agent_text": AGENT_TEXT, "user_audio": "wait.wav",
+         "user_onset_s": 2.0, "speech_start_s": onset, "user_text": USER_TEXT},
+        {"id": "int-echo", "label": "interrupt", "agent_text": AGENT_TEXT,
+         "user_audio": "wait.wav", "user_onset_s": 2.5, "speech_start_s": onset,
+         "user_text": USER_TEXT, "echo": {"gain_db": -10, "delay_ms": 120}},
+        {"id": "echo", "label": "echo_only", "agent_text": AGENT_TEXT,
+         "echo": {"gain_db": -10, "delay_ms": 120}},
+    ]
+    (d / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return d / "m.jsonl"
+
+
+@pytest.fixture(scope="module")
+def traces(manifest: Path, resources: HarnessResources) -> dict[tuple[str, str], ScenarioTrace]:
+    scenarios = {s.id: s for s in load_manifest(manifest)}
+    plan = [
+        ("int", "livekit-default"),
+        ("echo", "livekit-aec"),
+        ("int-echo", "bargein"),
+        ("echo", "bargein"),
+    ]
+
+    async def run_all() -> list[ScenarioTrace]:
+        return list(
+            await asyncio.gather(*(run_scenario(scenarios[s], c, resources) for s, c in plan))
+        )
+
+    out = asyncio.run(run_all())
+    return {(t.scenario_id, t.config): t for t in out}
+
+
+def test_clear_interrupt_is_yielded_to_by_livekit_default(traces: dict) -> None:
+    t = traces[("int", "livekit-default")]
+    assert t.error is None
+    s = score_scenario(t)
+    assert s["measured"] and not s["missed"]
+    # LiveKit's default waits min_duration = 0.5 s of speech: the yield cannot come sooner
+    assert s["time_to_yield_ms"] >= 450
+    assert t.context is not None and t.context.message_interrupted is True
+
+
+def test_echo_only_with_agent_side_aec_is_not_yielded_to(traces: dict) -> None:
+    t = traces[("echo", "livekit-aec")]
+    assert t.error is None
+    assert find_yields(t) == []
+    assert t.reply_completed
+
+
+def test_bargein_yields_to_interrupt_during_echo(traces: dict) -> None:
+    t = traces[("int-echo", "bargein")]
+    assert t.error is None
+    s = score_scenario(t)
+    assert s["measured"] and not s["missed"]
+    assert s["false_yields"] == 0
+    assert t.context is not None and t.context.message_interrupted is True
+
+
+def test_bargein_ignores_its_own_echo(traces: dict) -> None:
+    t = traces[("echo", "bargein")]
+    assert t.error is None
+    assert find_yields(t) == []
+    assert t.reply_completed
+
+
+def test_trace_accounting_is_consistent(traces: dict) -> None:
+    for t in traces.values():
+        assert len(t.speaker_states) == len(t.played_samples) == len(t.mic_level_db)
+        assert t.first_audible_sample is not None
+        assert t.words and all(w.end_sample >= w.start_sample for w in t.words)
+        assert t.vad_probability, "the session's VAD inferences were recorded"
