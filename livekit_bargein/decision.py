@@ -86,6 +86,7 @@ class Decision:
     silence_ms: float
 
 
+_BLOCKED = 1.01  # a threshold no probability reaches
 _WORD_RE = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
 
 
@@ -221,7 +222,11 @@ class BargeInController:
         if obs.residual_echo_db is None:
             return o.playback_threshold_max
         margin_db = obs.level_db - obs.residual_echo_db
-        frac = min(1.0, max(0.0, margin_db / o.echo_margin_db)) if o.echo_margin_db > 0 else 1.0
+        if margin_db < o.echo_block_margin_db:
+            # the cleaned window is no louder than the echo that leaks: nothing to hear there
+            return _BLOCKED
+        span = o.echo_margin_db - o.echo_block_margin_db
+        frac = min(1.0, (margin_db - o.echo_block_margin_db) / span) if span > 0 else 1.0
         return o.playback_threshold_max - frac * (o.playback_threshold_max - o.playback_threshold_min)
 
     def _level_gate(self, level_db: float) -> tuple[bool, str]:

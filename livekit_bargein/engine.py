@@ -148,9 +148,10 @@ class BargeIn:
         audible = tap_playing or any(
             f.far_end_active or f.ref_level_db > _REF_ACTIVE_DB for f in frames
         )
+        residual = max(f.residual_echo_db for f in frames)
         return EchoState(
             agent_audible=audible,
-            residual_echo_db=max(f.residual_echo_db for f in frames),
+            residual_echo_db=residual,
             double_talk=any(f.double_talk for f in frames),
         )
 

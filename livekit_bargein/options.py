@@ -20,6 +20,8 @@ class BargeInOptions:
     """Onset threshold while the agent is audible and residual echo may explain the signal."""
     echo_margin_db: float = 12.0
     """Cleaned level above the expected residual echo at which the threshold is at its minimum."""
+    echo_block_margin_db: float = 3.0
+    """Below this margin over the residual echo no onset is possible while echo is expected."""
     onset_ms: float = 64.0
     """Speech above threshold needed to declare an onset (soft yield). Default 64 ms."""
     offset_ms: float = 320.0

@@ -7,6 +7,7 @@ barge-in controller, whose decisions the engine carries out before the event is 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +27,14 @@ ANALYSIS_RATE_HZ = 16_000
 WINDOW_SAMPLES = 512  # Silero's window at 16 kHz: 32 ms
 _PREFIX_PADDING_S = 0.5
 _MAX_UTTERANCE_S = 60.0
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_onnx_session() -> object:
+    """One ONNX session per process, shared by every stream (each keeps its own RNN state)."""
+    from livekit.plugins.silero import onnx_model
+
+    return onnx_model.new_inference_session(force_cpu=True)
 
 
 class BargeInVAD(lk_vad.VAD):
@@ -53,7 +62,7 @@ class BargeInVAD(lk_vad.VAD):
         from livekit.plugins.silero import onnx_model
 
         if self._onnx_session is None:
-            self._onnx_session = onnx_model.new_inference_session(force_cpu=True)
+            self._onnx_session = _shared_onnx_session()
         return onnx_model.OnnxModel(onnx_session=self._onnx_session, sample_rate=ANALYSIS_RATE_HZ)
 
     def prewarm(self) -> None:

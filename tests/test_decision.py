@@ -76,12 +76,18 @@ def test_soft_yield_on_onset_while_agent_speaks() -> None:
 
 
 def test_threshold_rises_with_residual_echo() -> None:
-    # 0.8 is below the max playback threshold (0.9) when the cleaned signal is all residual echo
+    # a cleaned signal no louder than the echo leaking through cannot start an onset at all
     r = Run()
     quiet_start(r)
-    r.feed(10, 0.8, level_db=-40.0, residual_db=-40.0)
+    r.feed(10, 0.99, level_db=-40.0, residual_db=-40.0)
     assert r.actions() == []
-    assert r.decisions[-1].threshold == pytest.approx(0.9)
+    assert r.decisions[-1].threshold > 1.0
+    # halfway between the block margin (3 dB) and the full margin (12 dB): halfway threshold
+    r1 = Run()
+    quiet_start(r1)
+    r1.feed(10, 0.7, level_db=-32.5, residual_db=-40.0)
+    assert r1.decisions[-1].threshold == pytest.approx(0.75)
+    assert r1.actions() == []
     # the same probability well above the residual echo is the caller
     r2 = Run()
     quiet_start(r2)

@@ -258,7 +258,9 @@ async def _run(
             deadline += TICK_MS / 1000
             now = loop.time()
             lag_ms = (now - deadline) * 1000
-            trace.max_tick_lag_ms = max(trace.max_tick_lag_ms, round(lag_ms, 1))
+            if lag_ms > trace.max_tick_lag_ms:
+                trace.max_tick_lag_ms = round(lag_ms, 1)
+                trace.max_tick_lag_tick = tick
             if lag_ms < 0:
                 await asyncio.sleep(deadline - now)
             elif lag_ms > 200:

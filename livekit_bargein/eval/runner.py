@@ -66,7 +66,7 @@ def run_eval(
             on_done(trace)
 
     if n_procs == 1:
-        for t in asyncio.run(_run_batch(scenarios, tasks, per_proc)):
+        for t in asyncio.run(_run_batch(scenarios, tasks, per_proc, configs)):
             collect(t)
     else:
         ctx = mp.get_context("spawn")
@@ -75,8 +75,10 @@ def run_eval(
         for t in tasks:  # one shared queue: a worker that finishes early takes more
             todo.put(t)
         procs = [
-            ctx.Process(target=_worker, args=(str(manifest), [s.id for s in scenarios], todo,
-                                              per_proc, q))
+            ctx.Process(
+                target=_worker,
+                args=(str(manifest), [s.id for s in scenarios], todo, per_proc, configs, q),
+            )
             for _ in range(n_procs)
         ]
         for p in procs:
@@ -91,7 +93,7 @@ def run_eval(
                 continue
             if isinstance(item, str):  # a worker's fatal error
                 raise RuntimeError(f"evaluator worker failed: {item}")
-            collect(ScenarioTrace.from_json(item))
+            collect(item)
             remaining -= 1
         for p in procs:
             p.join()
@@ -101,11 +103,13 @@ def run_eval(
     return results
 
 
-def _worker(manifest: str, ids: list[str], todo: Any, concurrency: int, q: Any) -> None:
+def _worker(
+    manifest: str, ids: list[str], todo: Any, concurrency: int, configs: list[str], q: Any
+) -> None:
     try:
         wanted = set(ids)
         scenarios = [s for s in load_manifest(manifest) if s.id in wanted]
-        asyncio.run(_run_batch(scenarios, todo, concurrency, q))
+        asyncio.run(_run_batch(scenarios, todo, concurrency, configs, q))
     except BaseException as e:  # report, so the parent does not wait forever
         q.put(f"{type(e).__name__}: {e}")
         raise
@@ -115,13 +119,21 @@ async def _run_batch(
     scenarios: list[Scenario],
     todo: list[Task] | Any,
     concurrency: int,
+    configs: list[str],
     q: Any = None,
 ) -> list[ScenarioTrace]:
     """Run tasks from ``todo`` (a list, or a shared multiprocessing queue) ``concurrency`` at a time."""
     from .harness import HarnessResources, run_scenario
 
+    from concurrent.futures import ThreadPoolExecutor
+
+    # LiveKit's Silero runs each 32 ms inference in the default executor: with many sessions a
+    # small pool queues them (the default is cores + 4 threads).
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=max(8, 4 * concurrency), thread_name_prefix="eval")
+    )
     res = HarnessResources.load()
-    await _warm_up(res)
+    await _warm_up(res, configs)
     gc.collect()
     gc.freeze()
     out: list[ScenarioTrace] = []
@@ -143,23 +155,26 @@ async def _run_batch(
             gc.freeze()
             out.append(trace)
             if q is not None:
-                q.put(trace.to_json())
+                # pickled by the queue's feeder thread; asdict() here would stall the loop
+                q.put(trace)
 
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return out
 
 
-async def _warm_up(res: Any) -> None:
-    """First inferences are slow (ONNX graph init); pay that before any clock starts."""
-    import numpy as np
-    from livekit import rtc
+async def _warm_up(res: Any, configs: list[str]) -> None:
+    """Pay every lazy initialisation (ONNX graphs, tokenizers, APM, ...) before a clock runs.
 
-    await asyncio.to_thread(res.piper.synthesize, "Warming up the voice.")
-    stream = res.silero.stream()
-    noise = (np.random.default_rng(0).standard_normal(16_000) * 1000).astype(np.int16)
-    for i in range(0, len(noise), 160):
-        stream.push_frame(rtc.AudioFrame(noise[i : i + 160].tobytes(), 16_000, 1, 160))
-    stream.end_input()
-    async for _ in stream:
-        pass
-    await stream.aclose()
+    A short echo-only session per configuration, concurrently: the first sessions of a process
+    otherwise stall the event loop ~100 ms while libraries initialise, skewing their timings.
+    """
+    from .harness import run_scenario
+    from .manifest import EchoSpec
+
+    warm = Scenario(
+        id="warm-up",
+        label="echo_only",
+        agent_text="Hello, this is a short warm up. It is not scored.",
+        echo=EchoSpec(gain_db=-10.0, delay_ms=60.0),
+    )
+    await asyncio.gather(*(run_scenario(warm, c, res) for c in configs))

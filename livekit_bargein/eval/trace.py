@@ -87,6 +87,8 @@ class ScenarioTrace:
     llm_tokens_after_cancel: int = 0
     max_tick_lag_ms: float = 0.0
     """Worst lateness of the harness' 10 ms clock against wall time (event-loop distortion)."""
+    max_tick_lag_tick: int | None = None
+    """The tick at which the worst lateness was seen."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """Timestamped session events: {"sample": int, "kind": str, ...} (pause, resume, clear, ...)."""
     vad_probability: list[tuple[int, float]] = field(default_factory=list)

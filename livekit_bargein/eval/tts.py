@@ -15,6 +15,8 @@ carries no words.
 from __future__ import annotations
 
 import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,12 +142,17 @@ class _PiperChunkedStream(tts.ChunkedStream):
         )
         if not text:
             return
-        synth = await asyncio.to_thread(
-            p._speaker.synthesize,
-            text,
-            out_rate_hz=p.sample_rate,
-            length_scale=p._length_scale,
-            pitch_semitones=p._pitch_semitones,
+        # Piper's own thread: a sentence takes ~0.1-0.5 s, and in the loop's default executor it
+        # would queue LiveKit's per-window Silero inferences behind it.
+        synth = await asyncio.get_running_loop().run_in_executor(
+            _piper_executor(),
+            functools.partial(
+                p._speaker.synthesize,
+                text,
+                out_rate_hz=p.sample_rate,
+                length_scale=p._length_scale,
+                pitch_semitones=p._pitch_semitones,
+            ),
         )
         pcm = (np.clip(synth.audio, -1.0, 1.0) * 32767.0).astype(np.int16)
         # Logged before the first push: once audio is queued it may play, and the harness must be
@@ -166,3 +173,9 @@ class _PiperChunkedStream(tts.ChunkedStream):
             await asyncio.sleep(0)
         # No output_emitter.flush() here: a flush right before the end makes the emitter append a
         # 10 ms silent marker frame, which would put a gap between the adapter's sentences.
+
+
+@functools.lru_cache(maxsize=1)
+def _piper_executor() -> ThreadPoolExecutor:
+    # Piper serialises synthesis on one voice anyway (PiperSpeaker holds a lock).
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")

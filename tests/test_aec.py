@@ -1,0 +1,265 @@
+"""EchoCanceller with the real WebRTC APM: ERLE with and without delay alignment, double talk,
+other rates, input validation, and the stereo / framing helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from livekit_bargein.aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
+from livekit_bargein.eval.piper_voice import PiperSpeaker
+
+RATE_HZ = 16_000
+_FAR_TEXT = (
+    "Thanks for calling the support line. Your order shipped yesterday and should arrive on "
+    "Thursday. If you need to change the delivery address, I can help with that right now. "
+    "You can also pick it up at the store, which is open until nine in the evening."
+)
+_NEAR_TEXT = "Wait, sorry, I need to change the address to my office downtown, please."
+_ECHO_DB = -6.0
+_NOISE_DBFS = -60.0
+_CONVERGED_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def speech() -> dict[str, np.ndarray]:
+    """~12.7 s of far-end speech and ~4.4 s of near-end speech (+4 semitones), at 16 kHz."""
+    speaker = PiperSpeaker.load()
+    return {
+        "far": speaker.synthesize(_FAR_TEXT, out_rate_hz=RATE_HZ).audio,
+        "near": speaker.synthesize(_NEAR_TEXT, out_rate_hz=RATE_HZ, pitch_semitones=4).audio,
+    }
+
+
+@dataclass
+class _Scene:
+    rate_hz: int
+    ref: np.ndarray
+    mic: np.ndarray
+    echo: np.ndarray
+    near: np.ndarray
+
+
+def _room_ir(rate_hz: int, *, t60_s: float = 0.3, seed: int = 1) -> np.ndarray:
+    """Direct path plus an exponentially decaying noise tail (direct-to-reverberant 0 dB)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(t60_s * rate_hz)) / rate_hz
+    h = rng.standard_normal(len(t)) * np.exp(-6.9 * t / t60_s)
+    h[0] = np.sqrt(np.sum(h[1:] ** 2))
+    return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
+
+
+def _scene(
+    speech: dict[str, np.ndarray],
+    *,
+    delay_ms: float,
+    rate_hz: int = RATE_HZ,
+    near_at_s: float | None = None,
+    seed: int = 0,
+) -> _Scene:
+    far, near_src = speech["far"], speech["near"]
+    if rate_hz != RATE_HZ:
+        far = signal.resample_poly(far, rate_hz, RATE_HZ).astype(np.float32)
+        near_src = signal.resample_poly(near_src, rate_hz, RATE_HZ).astype(np.float32)
+    n = len(far) + rate_hz  # one more second for the echo tail
+    ref = np.zeros(n, np.float32)
+    ref[: len(far)] = far
+    wet = signal.oaconvolve(ref, _room_ir(rate_hz))[:n]
+    d = int(round(delay_ms * rate_hz / 1000))
+    echo = np.zeros(n, np.float32)
+    echo[d:] = wet[: n - d] * 10 ** (_ECHO_DB / 20)
+    near = np.zeros(n, np.float32)
+    if near_at_s is not None:
+        a = int(near_at_s * rate_hz)
+        m = min(len(near_src), n - a)
+        near[a : a + m] = near_src[:m]
+    noise = np.random.default_rng(seed).standard_normal(n) * 10 ** (_NOISE_DBFS / 20)
+    mic = (echo + near + noise).astype(np.float32)
+    return _Scene(rate_hz, ref, mic, echo, near)
+
+
+def _run(scene: _Scene, **kwargs: object) -> tuple[EchoCanceller, list[AecFrame]]:
+    aec = EchoCanceller(sample_rate_hz=scene.rate_hz, **kwargs)  # type: ignore[arg-type]
+    f = scene.rate_hz // 100
+    frames = [
+        aec.process(scene.mic[i : i + f], scene.ref[i : i + f])
+        for i in range(0, len(scene.mic) - f + 1, f)
+    ]
+    return aec, frames
+
+
+def _frame_power(x: np.ndarray, frame: int, count: int) -> np.ndarray:
+    return np.mean(x[: frame * count].reshape(count, frame).astype(np.float64) ** 2, axis=1)
+
+
+def _erle_db(scene: _Scene, frames: list[AecFrame]) -> float:
+    """10·log10(E[echo²]/E[clean²]) over far-end-active frames after convergence."""
+    f = scene.rate_hz // 100
+    clean = np.concatenate([fr.clean for fr in frames])
+    p_echo = _frame_power(scene.echo, f, len(frames))
+    p_clean = _frame_power(clean, f, len(frames))
+    active = p_echo > p_echo.max() * 1e-3
+    active[: int(_CONVERGED_S * 100)] = False
+    return float(10 * np.log10(p_echo[active].sum() / p_clean[active].sum()))
+
+
+# -- cancellation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay_ms", [50, 300, 800])
+def test_erle_with_alignment(speech: dict[str, np.ndarray], delay_ms: int) -> None:
+    scene = _scene(speech, delay_ms=delay_ms)
+    aec, frames = _run(scene)
+    erle_db = _erle_db(scene, frames)
+    assert erle_db >= 25.0, erle_db
+    assert aec.delay_ms is not None and abs(aec.delay_ms - delay_ms) <= 10.0
+    if delay_ms > aec.align_above_ms:
+        # AEC3 gets the reference ~50 ms ahead of the echo, never behind it.
+        residual_ms = aec.delay_ms - aec.pre_delay_ms
+        assert 10.0 <= residual_ms <= 90.0
+    else:
+        assert aec.pre_delay_ms == 0.0  # short delays are left to AEC3 alone
+    # Far-end single talk: no double talk after convergence, and the bookkeeping agrees.
+    late = [fr for fr in frames[int(_CONVERGED_S * 100) :] if fr.far_end_active]
+    assert np.mean([fr.double_talk for fr in late]) < 0.05
+    last = frames[-200]
+    assert last.erle_db >= 25.0
+    assert abs(last.echo_path_gain_db - _ECHO_DB) <= 6.0
+    assert last.residual_echo_db < last.echo_level_db - 25.0
+
+
+def test_800ms_needs_the_alignment(speech: dict[str, np.ndarray]) -> None:
+    scene = _scene(speech, delay_ms=800)
+    aec, frames = _run(scene, max_delay_ms=0)
+    assert aec.delay_ms is None and aec.pre_delay_ms == 0.0
+    unaligned_db = _erle_db(scene, frames)
+    _, frames = _run(scene)
+    aligned_db = _erle_db(scene, frames)
+    assert unaligned_db < 10.0, unaligned_db
+    assert aligned_db - unaligned_db >= 20.0
+
+
+@pytest.mark.parametrize("delay_ms", [300, 800])
+def test_double_talk_keeps_the_near_end(speech: dict[str, np.ndarray], delay_ms: int) -> None:
+    near_at_s = 6.0
+    scene = _scene(speech, delay_ms=delay_ms, near_at_s=near_at_s)
+    _, frames = _run(scene)
+    f = scene.rate_hz // 100
+    clean = np.concatenate([fr.clean for fr in frames])
+    a = int(near_at_s * scene.rate_hz)
+    b = a + int(np.flatnonzero(scene.near[a:])[-1])
+    # AEC3 (+ NS) delays its output by ~10-15 ms: take the best lag up to 30 ms.
+    corr = max(
+        float(np.corrcoef(clean[a + lag : b + lag], scene.near[a:b])[0, 1])
+        for lag in range(0, int(0.03 * scene.rate_hz), scene.rate_hz // 1000)
+    )
+    assert corr > 0.5, corr
+
+    p_near = _frame_power(scene.near, f, len(frames))
+    p_echo = _frame_power(scene.echo, f, len(frames))
+    dt = np.array([fr.double_talk for fr in frames])
+    after = np.arange(len(frames)) >= int(_CONVERGED_S * 100)
+    echo_on = p_echo > p_echo.max() * 1e-3
+    talking = (p_near > p_near.max() * 1e-3) & echo_on & after
+    far_only = echo_on & (p_near == 0) & after
+    assert dt[talking].mean() > 0.5, dt[talking].mean()
+    assert dt[far_only].mean() < 0.05, dt[far_only].mean()
+
+
+@pytest.mark.parametrize("rate_hz", [8_000, 24_000, 48_000])
+def test_other_rates(speech: dict[str, np.ndarray], rate_hz: int) -> None:
+    scene = _scene(speech, delay_ms=800, rate_hz=rate_hz)
+    aec, frames = _run(scene)
+    assert all(len(fr.clean) == rate_hz // 100 and fr.clean.dtype == np.float32 for fr in frames)
+    assert aec.delay_ms is not None and abs(aec.delay_ms - 800) <= 10.0
+    assert _erle_db(scene, frames) >= 25.0
+
+
+def test_idle_reference_and_near_end_only(speech: dict[str, np.ndarray]) -> None:
+    """``ref=None`` ("AEC idle") is silence: nothing breaks and the near end passes through."""
+    aec = EchoCanceller(sample_rate_hz=RATE_HZ)
+    near = speech["near"]
+    frames = [aec.process(near[i : i + 160], None) for i in range(0, len(near) - 159, 160)]
+    assert not any(fr.far_end_active or fr.double_talk for fr in frames)
+    assert aec.delay_ms is None
+    loud = [fr for fr in frames[100:] if fr.mic_level_db > -35.0]
+    assert loud and np.median([fr.mic_level_db - fr.clean_level_db for fr in loud]) < 3.0
+
+
+def test_reset_starts_over(speech: dict[str, np.ndarray]) -> None:
+    scene = _scene(speech, delay_ms=300)
+    aec, _ = _run(scene)
+    assert aec.delay_ms is not None and aec.frames > 0
+    aec.reset()
+    assert aec.delay_ms is None and aec.frames == 0 and aec.pre_delay_ms == 0.0
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate_hz", [44_100, 22_050, 32_000, 0])
+def test_unsupported_rate(rate_hz: int) -> None:
+    with pytest.raises(ValueError, match=str(rate_hz)):
+        EchoCanceller(sample_rate_hz=rate_hz)
+
+
+def test_wrong_length_names_both_counts() -> None:
+    aec = EchoCanceller(sample_rate_hz=16_000)
+    with pytest.raises(ValueError, match=r"expected 160 samples.*got 320"):
+        aec.process(np.zeros(320, np.float32), None)
+    with pytest.raises(ValueError, match=r"ref.*expected 160 samples.*got 80"):
+        aec.process(np.zeros(160, np.float32), np.zeros(80, np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        aec.process(np.zeros((160, 2), np.float32), None)
+
+
+def test_nan_and_inf_become_zeros() -> None:
+    aec = EchoCanceller(sample_rate_hz=16_000)
+    rng = np.random.default_rng(0)
+    good = (0.1 * rng.standard_normal(160)).astype(np.float32)
+    bad = good.copy()
+    bad[::7] = np.nan
+    bad[3] = np.inf
+    for _ in range(5):
+        aec.process(good, good)
+    out = aec.process(bad, None)
+    assert np.all(np.isfinite(out.clean)) and np.isfinite(out.mic_level_db)
+    out = aec.process(good, bad)
+    assert np.all(np.isfinite(out.clean)) and np.isfinite(out.ref_level_db)
+    assert aec.bad_frames == 2
+    aec.process(good, good)
+    assert aec.bad_frames == 2
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def test_to_mono_float() -> None:
+    stereo = np.array([32767, -32768, 16384, 16384, 0, 100], np.int16)
+    mono = to_mono_float(stereo, num_channels=2)
+    assert mono.dtype == np.float32
+    np.testing.assert_allclose(mono, [-0.5 / 32768, 0.5, 50 / 32768], atol=1e-6)
+    np.testing.assert_allclose(to_mono_float(stereo[:2], num_channels=1), [32767 / 32768, -1.0])
+    with pytest.raises(ValueError, match="channels"):
+        to_mono_float(stereo[:5], num_channels=2)
+
+
+def test_frame_splitter_carries_remainders() -> None:
+    splitter = FrameSplitter(sample_rate_hz=48_000)
+    stream = np.arange(48_000, dtype=np.float32)
+    out: list[np.ndarray] = []
+    for size in (7, 480, 1000, 3, 960, 45_550):
+        a = sum(len(x) for x in out) + splitter.pending_samples
+        out += splitter.push(stream[a : a + size])
+    assert all(len(x) == 480 for x in out)
+    joined = np.concatenate(out)
+    np.testing.assert_array_equal(joined, stream[: len(joined)])
+    assert len(joined) + splitter.pending_samples == 48_000
+    assert splitter.pending_samples < 480
+    splitter.reset()
+    assert splitter.pending_samples == 0
+    with pytest.raises(ValueError):
+        FrameSplitter(sample_rate_hz=44_123)
