@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=${OUT:-out}
 CONFIGS=${CONFIGS:-livekit-default,livekit-fast,livekit-aec}
-JOBS=${JOBS:-8}
+JOBS=${JOBS:-4}
 .venv/bin/livekit-bargein scenarios build "$OUT/scenarios"
 .venv/bin/livekit-bargein eval --manifest "$OUT/scenarios/manifest.jsonl" \
   --configs "$CONFIGS" --out "$OUT/eval" --jobs "$JOBS"

@@ -13,6 +13,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def run_eval(
     configs: list[str],
     *,
     jobs: int = 4,
+    procs: int | None = None,
     only: list[str] | None = None,
     trace_dir: Path | None = None,
     on_done: Callable[[ScenarioTrace], None] | None = None,
@@ -51,7 +53,7 @@ def run_eval(
         scenarios = [s for s in scenarios if s.id in wanted]
     tasks = plan_tasks(scenarios, configs)
     jobs = max(1, jobs)
-    n_procs = max(1, min(jobs, os.cpu_count() or 1, len(tasks)))
+    n_procs = max(1, min(jobs, procs or os.cpu_count() or 1, len(tasks)))
     per_proc = math.ceil(jobs / n_procs)
 
     results: dict[str, list[ScenarioTrace]] = {c: [] for c in configs}
@@ -133,6 +135,16 @@ async def _run_batch(
         ThreadPoolExecutor(max_workers=max(8, 4 * concurrency), thread_name_prefix="eval")
     )
     res = HarnessResources.load()
+    gc_pauses_ms: list[float] = []
+    gc_t0 = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        elif info.get("generation", 0) >= 1:
+            gc_pauses_ms.append((time.perf_counter() - gc_t0[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     await _warm_up(res, configs)
     gc.collect()
     gc.freeze()
@@ -150,7 +162,10 @@ async def _run_batch(
     async def lane() -> None:
         while (task := next_task()) is not None:
             idx, cfg = task
+            n_gc = len(gc_pauses_ms)
             trace = await run_scenario(scenarios[idx], cfg, res)
+            trace.events.append({"sample": 0, "kind": "gc_pauses_ms",
+                                 "values": [round(x, 1) for x in gc_pauses_ms[n_gc:]]})
             # objects of finished sessions move to the frozen generation: no stalls later
             gc.freeze()
             out.append(trace)
