@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("configs", help="list the known configurations")
 
+    bn = sub.add_parser("bench", help="CPU per stream: pipeline vs Silero alone")
+    bn.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
+    bn.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write JSON")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # LiveKit warns on every session torn down mid-turn; the evaluator does that by design.
@@ -62,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "eval":
         return _eval(args)
+    if args.cmd == "bench":
+        from .bench import bench_cli
+
+        return bench_cli(seconds=args.seconds, json_out=args.json)
     if args.cmd == "timeline":
         from .eval.report import plot_timeline
         from .eval.trace import ScenarioTrace

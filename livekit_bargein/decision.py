@@ -68,6 +68,14 @@ class Observation:
     residual_echo_db: float | None = None
     """Expected residual echo left in the cleaned window (None: unknown, e.g. no reference)."""
     double_talk: bool = False
+    raw_level_db: float | None = None
+    """Level of the raw microphone over the window (before echo cancellation), dBFS."""
+    echo_likeness: float | None = None
+    """How closely the cleaned signal's envelope follows the played audio (0..1)."""
+    aec_unsettled: bool = False
+    """The canceller is re-converging (its residual estimate is not to be trusted)."""
+    near_end_over_echo: bool = False
+    """The raw microphone is clearly louder than the echo the path explains (level cue)."""
     features: FrameFeatures | None = None
 
 
@@ -135,6 +143,13 @@ class BargeInController:
         self._reply_active = active
         self._event = None
         self.state = ControllerState.SPEAKING if active else ControllerState.LISTENING
+
+    def reset_speech(self) -> None:
+        """Forget the caller-speech run (LiveKit's VAD flush): continued speech starts anew."""
+        self._speaking = False
+        self._above_ms = 0.0
+        self._speech_ms = 0.0
+        self._silence_ms = 0.0
 
     def on_transcript(self, text: str, *, is_final: bool, t_ms: float) -> Decision | None:
         """An interim or final transcript of the caller's current utterance."""
@@ -219,6 +234,17 @@ class BargeInController:
         )
         if not echo_possible:
             return o.activation_threshold
+        if (
+            obs.raw_level_db is not None
+            and obs.raw_level_db - obs.level_db > o.max_echo_removed_db
+        ):
+            # the canceller removed most of what the mic heard: the rest is leak, not a caller
+            return _BLOCKED
+        if obs.aec_unsettled and not obs.near_end_over_echo:
+            return _BLOCKED
+        if obs.echo_likeness is not None and obs.echo_likeness >= o.echo_likeness_block:
+            # what is left follows the agent's syllables: leaked echo
+            return _BLOCKED
         if obs.residual_echo_db is None:
             return o.playback_threshold_max
         margin_db = obs.level_db - obs.residual_echo_db

@@ -11,6 +11,7 @@ off. Once the plugin interrupts a reply, LiveKit commits the caller's turn as us
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
 from .aec import AecFrame
+from .echo_check import EchoLikeness
 from .decision import Action, BargeInController, Decision, Observation, words_of
 from .log import logger
 from .options import BargeInOptions, profile
@@ -29,6 +31,8 @@ BLOCK_MIN_WORDS = 1_000_000
 """``min_words`` that no transcript reaches: LiveKit never interrupts an active reply itself."""
 
 _REF_ACTIVE_DB = -60.0
+_UNSETTLED_FRAMES = 150  # 1.5 s of 10 ms frames after a re-alignment
+_NEAR_END_MARGIN_DB = 6.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class EchoState:
     agent_audible: bool
     residual_echo_db: float | None
     double_talk: bool
+    raw_level_db: float | None = None
+    echo_likeness: float | None = None
+    aec_unsettled: bool = False
+    near_end_over_echo: bool = False
 
 
 @dataclass
@@ -80,6 +88,10 @@ class BargeIn:
         self._last_t_ms = 0.0
         self._clear_turn_on_backchannel_until_ms = -1.0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._echo_likeness = EchoLikeness()
+        self._aec_frames = 0
+        self._last_pre_delay_ms = 0.0
+        self._aec_realigned_at: int | None = None
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -117,8 +129,19 @@ class BargeIn:
             mic,
             tap=self._tap if self._echo_cancellation else None,
             noise_suppression=self._noise_suppression,
+            on_frame=self._on_aec_frame,
         )
         return self._input
+
+    def _on_aec_frame(self, f: AecFrame, ref_level_db: float) -> None:
+        self._echo_likeness.push(f.clean_level_db, ref_level_db)
+        self._aec_frames += 1
+        aec = self._input._aec if self._input is not None else None
+        pre_delay = aec.pre_delay_ms if aec is not None else 0.0
+        if pre_delay != self._last_pre_delay_ms:
+            # AEC3 re-converges after the reference moves: its estimates lag the leak
+            self._last_pre_delay_ms = pre_delay
+            self._aec_realigned_at = self._aec_frames
 
     def attach(self, session: AgentSession) -> None:
         """Hook the session: wrap its audio (unless already wrapped) and follow its events."""
@@ -149,10 +172,28 @@ class BargeIn:
             f.far_end_active or f.ref_level_db > _REF_ACTIVE_DB for f in frames
         )
         residual = max(f.residual_echo_db for f in frames)
+        raw_pow = sum(10 ** (f.mic_level_db / 10) for f in frames) / len(frames)
+        delay_ms = frames[-1].delay_ms
+        likeness = (
+            self._echo_likeness.score(
+                delay_frames=None if delay_ms is None else int(round(delay_ms / 10))
+            )
+            if audible
+            else 0.0
+        )
         return EchoState(
             agent_audible=audible,
             residual_echo_db=residual,
             double_talk=any(f.double_talk for f in frames),
+            raw_level_db=10 * math.log10(max(raw_pow, 1e-12)),
+            echo_likeness=likeness,
+            aec_unsettled=(
+                self._aec_realigned_at is not None
+                and self._aec_frames - self._aec_realigned_at < _UNSETTLED_FRAMES
+            ),
+            near_end_over_echo=any(
+                f.mic_level_db > f.echo_level_db + _NEAR_END_MARGIN_DB for f in frames
+            ),
         )
 
     def on_observation(self, obs: Observation) -> Decision:

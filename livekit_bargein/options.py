@@ -20,6 +20,11 @@ class BargeInOptions:
     """Onset threshold while the agent is audible and residual echo may explain the signal."""
     echo_margin_db: float = 12.0
     """Cleaned level above the expected residual echo at which the threshold is at its minimum."""
+    max_echo_removed_db: float = 12.0
+    """While echo is expected, windows whose cleaned level is more than this below the raw mic
+    are echo leak: a caller worth yielding to is not that far under the agent's echo."""
+    echo_likeness_block: float = 0.6
+    """Envelope correlation with the played audio above which the cleaned signal is echo leak."""
     echo_block_margin_db: float = 3.0
     """Below this margin over the residual echo no onset is possible while echo is expected."""
     onset_ms: float = 64.0
@@ -55,7 +60,8 @@ class BargeInOptions:
 
     def __post_init__(self) -> None:
         for name in ("activation_threshold", "deactivation_threshold", "playback_threshold_min",
-                     "playback_threshold_max", "cough_reject_score", "speech_like_min"):
+                     "playback_threshold_max", "cough_reject_score", "speech_like_min",
+                     "echo_likeness_block"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {v}")

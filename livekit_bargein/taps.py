@@ -21,6 +21,7 @@ from livekit.agents.voice import io
 
 from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
 from .log import logger
+from .resample import PolyphaseResampler
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
 
@@ -42,7 +43,7 @@ class PlaybackTap(io.AudioOutput):
         self._paused_by_session = False
         self._held = False  # paused by the barge-in engine (soft yield)
         self._segment_played = 0
-        self._resamplers: dict[int, object] = {}
+        self._resamplers: dict[int, PolyphaseResampler] = {}  # by microphone rate
         self.on_segment_start: Callable[[], None] | None = None
 
     # -- state --------------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class PlaybackTap(io.AudioOutput):
         if self._rate_hz is not None and frame.sample_rate != self._rate_hz:
             self._fifo.clear()
             self._fifo_samples = 0
+            self._resamplers.clear()  # they convert from the old rate
         self._rate_hz = frame.sample_rate
         self._fifo.append(mono)
         self._fifo_samples += len(mono)
@@ -106,6 +108,7 @@ class PlaybackTap(io.AudioOutput):
     def clear_buffer(self) -> None:
         self._fifo.clear()
         self._fifo_samples = 0
+        self._reset_resamplers()
         if self.next_in_chain is not None:
             self.next_in_chain.clear_buffer()
         # a stopped reply leaves no hold behind: the next reply must be audible
@@ -126,6 +129,7 @@ class PlaybackTap(io.AudioOutput):
     def on_playback_started(self, *, created_at: float) -> None:
         self._started = True
         self._segment_played = 0
+        self._reset_resamplers()
         if self.on_segment_start is not None:
             self.on_segment_start()
         super().on_playback_started(created_at=created_at)
@@ -171,17 +175,22 @@ class PlaybackTap(io.AudioOutput):
         return self._resample(out, sample_rate_hz, n_samples)
 
     def _resample(self, x: np.ndarray, rate_hz: int, n_out: int) -> np.ndarray:
-        import soxr
-
-        key = rate_hz
-        rs = self._resamplers.get(key)
+        # A streaming resampler with an exact output count: a bursty one (soxr) would turn
+        # most 10 ms reads into silence and chop the rest.
+        assert self._rate_hz is not None
+        rs = self._resamplers.get(rate_hz)
         if rs is None:
-            rs = soxr.ResampleStream(self._rate_hz, rate_hz, 1, dtype="float32")
-            self._resamplers[key] = rs
-        y = rs.resample_chunk(x)  # type: ignore[attr-defined]
+            rs = PolyphaseResampler(in_rate_hz=self._rate_hz, out_rate_hz=rate_hz)
+            self._resamplers[rate_hz] = rs
+        y = rs.process(x)
         if len(y) >= n_out:
-            return np.asarray(y[:n_out], np.float32)
-        return np.pad(np.asarray(y, np.float32), (0, n_out - len(y)))
+            return y[:n_out]
+        return np.pad(y, (0, n_out - len(y)))
+
+    def _reset_resamplers(self) -> None:
+        # a new segment or a cleared buffer is a discontinuity: no filter tail across it
+        for rs in self._resamplers.values():
+            rs.reset()
 
 
 class EchoCancelledInput(io.AudioInput):
@@ -197,7 +206,7 @@ class EchoCancelledInput(io.AudioInput):
         source: io.AudioInput,
         *,
         tap: PlaybackTap | None,
-        on_frame: Callable[[AecFrame], None] | None = None,
+        on_frame: Callable[[AecFrame, float], None] | None = None,
         noise_suppression: bool = True,
         max_delay_ms: float = 1000.0,
     ) -> None:
@@ -220,7 +229,9 @@ class EchoCancelledInput(io.AudioInput):
                 f"(supported: {', '.join(map(str, SUPPORTED_RATES_HZ))})"
             )
         if self._rate_hz is not None:
-            logger.warning("input sample rate changed", extra={"from": self._rate_hz, "to": rate_hz})
+            logger.warning(
+                "input sample rate changed", extra={"from": self._rate_hz, "to": rate_hz}
+            )
         self._rate_hz = rate_hz
         self._aec = EchoCanceller(
             sample_rate_hz=rate_hz,
@@ -244,9 +255,16 @@ class EchoCancelledInput(io.AudioInput):
                 self.frames_processed += 1
                 self.recent.append(af)
                 if self._on_frame is not None:
-                    self._on_frame(af)
+                    self._on_frame(af, _level_db(ref))
                 out.append(af.clean)
             if not out:
                 continue  # less than 10 ms buffered: wait for more (nothing is dropped)
             pcm = np.clip(np.concatenate(out) * 32768.0, -32768, 32767).astype(np.int16)
             return rtc.AudioFrame(pcm.tobytes(), self._rate_hz, 1, len(pcm))
+
+
+def _level_db(x: np.ndarray | None) -> float:
+    if x is None or len(x) == 0:
+        return -120.0
+    p = float(np.dot(x, x)) / len(x)
+    return 10.0 * float(np.log10(p)) if p > 1e-12 else -120.0

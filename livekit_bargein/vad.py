@@ -1,4 +1,4 @@
-"""``BargeInVAD``: the session's VAD. Silero on the echo-cancelled microphone, echo-aware hysteresis.
+"""``BargeInVAD``: the session's VAD. Silero on the echo-cancelled mic, echo-aware hysteresis.
 
 It emits ordinary LiveKit ``VADEvent``s (START_OF_SPEECH / INFERENCE_DONE / END_OF_SPEECH), so turn
 detection, endpointing and STT segmentation keep working, and feeds every analysis window to the
@@ -17,8 +17,14 @@ import numpy as np
 from livekit import rtc
 from livekit.agents import vad as lk_vad
 
+# Imported here, not lazily: importing ``livekit.plugins.silero`` registers its plugin, which
+# LiveKit allows on the main thread only; a first import from ``prewarm()`` or ``stream()`` in a
+# worker thread (thread job executor, ``run_in_executor``) would raise RuntimeError.
+from livekit.plugins.silero import onnx_model
+
 from .decision import Decision, Observation
 from .features import analyze_window
+from .resample import PolyphaseResampler
 
 if TYPE_CHECKING:
     from .engine import BargeIn
@@ -32,8 +38,6 @@ _MAX_UTTERANCE_S = 60.0
 @functools.lru_cache(maxsize=1)
 def _shared_onnx_session() -> object:
     """One ONNX session per process, shared by every stream (each keeps its own RNN state)."""
-    from livekit.plugins.silero import onnx_model
-
     return onnx_model.new_inference_session(force_cpu=True)
 
 
@@ -59,8 +63,6 @@ class BargeInVAD(lk_vad.VAD):
         return self._engine.options.offset_ms / 1000.0
 
     def _model(self) -> Callable[[np.ndarray], float]:
-        from livekit.plugins.silero import onnx_model
-
         if self._onnx_session is None:
             self._onnx_session = _shared_onnx_session()
         return onnx_model.OnnxModel(onnx_session=self._onnx_session, sample_rate=ANALYSIS_RATE_HZ)
@@ -80,12 +82,12 @@ class BargeInVADStream(lk_vad.VADStream):
         self._engine = engine
 
     async def _main_task(self) -> None:
-        import soxr
-
         buf = np.zeros(0, np.float32)
         samples = 0  # analysed samples at 16 kHz: the stream's clock
         in_rate: int | None = None
-        resampler: object | None = None
+        # exact-count streaming resampler: soxr's would deliver 16 kHz in 30-40 ms bursts,
+        # holding back the windows that decide an onset
+        resampler: PolyphaseResampler | None = None
         recent: deque[rtc.AudioFrame] = deque()  # prefix padding + utterance, at input rate
         recent_s = 0.0
         speaking = False
@@ -95,6 +97,9 @@ class BargeInVADStream(lk_vad.VADStream):
                 buf = np.zeros(0, np.float32)
                 resampler = None
                 in_rate = None
+                # LiveKit's flush contract: speech state is dropped, continued speech starts anew
+                self._engine.controller.reset_speech()
+                speaking = False
                 continue
             frame: rtc.AudioFrame = item
             data = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
@@ -105,9 +110,9 @@ class BargeInVADStream(lk_vad.VADStream):
                 resampler = (
                     None
                     if in_rate == ANALYSIS_RATE_HZ
-                    else soxr.ResampleStream(in_rate, ANALYSIS_RATE_HZ, 1, dtype="float32")
+                    else PolyphaseResampler(in_rate_hz=in_rate, out_rate_hz=ANALYSIS_RATE_HZ)
                 )
-            x = data if resampler is None else resampler.resample_chunk(data)  # type: ignore[attr-defined]
+            x = data if resampler is None else resampler.process(data)
             buf = np.concatenate([buf, np.asarray(x, np.float32)])
 
             recent.append(frame)
@@ -131,6 +136,10 @@ class BargeInVADStream(lk_vad.VADStream):
                     agent_audible=echo.agent_audible,
                     residual_echo_db=echo.residual_echo_db,
                     double_talk=echo.double_talk,
+                    raw_level_db=echo.raw_level_db,
+                    echo_likeness=echo.echo_likeness,
+                    aec_unsettled=echo.aec_unsettled,
+                    near_end_over_echo=echo.near_end_over_echo,
                     features=feats,
                 )
                 decision = self._engine.on_observation(obs)

@@ -1,0 +1,118 @@
+"""BargeIn configuration: the turn handling it hands LiveKit and runtime option updates."""
+
+from __future__ import annotations
+
+import pytest
+from livekit.agents import AgentSession
+
+from livekit_bargein import PROFILES, BargeIn, BargeInOptions, Observation
+from livekit_bargein.engine import BLOCK_MIN_WORDS
+
+_WINDOW_MS = 32.0
+
+
+def _windows_to_onset(engine: BargeIn) -> int | None:
+    """Quiet room, then confident loud speech: how many speech windows until START."""
+    t_ms = 0.0
+    for _ in range(20):
+        t_ms += _WINDOW_MS
+        engine.on_observation(
+            Observation(t_ms=t_ms, window_ms=_WINDOW_MS, speech_prob=0.01, level_db=-70.0,
+                        agent_audible=False)
+        )  # fmt: skip
+    for k in range(1, 10):
+        t_ms += _WINDOW_MS
+        d = engine.on_observation(
+            Observation(t_ms=t_ms, window_ms=_WINDOW_MS, speech_prob=0.99, level_db=-20.0,
+                        agent_audible=False)
+        )  # fmt: skip
+        if d.speech_started:
+            return k
+    return None
+
+
+def test_turn_handling_blocks_livekit_interruptions() -> None:
+    th = BargeIn().turn_handling()
+    assert th["turn_detection"] == "vad"
+    assert th["interruption"] == {
+        "mode": "vad",
+        "min_words": BLOCK_MIN_WORDS,
+        "resume_false_interruption": False,
+    }
+    assert BLOCK_MIN_WORDS >= 1_000_000
+    assert "endpointing" not in th
+
+
+def test_turn_handling_passes_endpointing() -> None:
+    th = BargeIn().turn_handling(turn_detection="stt", min_delay=0.4, max_delay=2.0)
+    assert th["turn_detection"] == "stt"
+    assert th["endpointing"] == {"min_delay": 0.4, "max_delay": 2.0}
+
+
+async def test_agent_session_accepts_turn_handling() -> None:
+    engine = BargeIn()
+    session: AgentSession = AgentSession(
+        vad=engine.vad, turn_handling=engine.turn_handling(min_delay=0.4)
+    )
+    opts = session.options
+    assert opts.interruption["min_words"] == BLOCK_MIN_WORDS
+    assert opts.interruption["resume_false_interruption"] is False
+    assert opts.interruption["mode"] == "vad"
+    assert opts.turn_handling["turn_detection"] == "vad"
+    assert opts.endpointing["min_delay"] == pytest.approx(0.4)
+
+
+def test_update_options_switches_profile() -> None:
+    engine = BargeIn()
+    assert engine.profile == "speakerphone" and engine.options == PROFILES["speakerphone"]
+    assert _windows_to_onset(engine) == 2  # 64 ms onset: two 32 ms windows
+
+    engine = BargeIn()
+    engine.update_options(profile="telephony", onset_ms=80.0)
+    assert engine.profile == "telephony"
+    assert engine.options == PROFILES["telephony"].updated(onset_ms=80.0)
+    assert engine.controller.options is engine.options
+    assert engine.options.min_snr_db == PROFILES["telephony"].min_snr_db
+    assert _windows_to_onset(engine) == 3  # the controller uses it: 80 ms needs three windows
+
+
+def test_update_options_keeps_profile_for_plain_changes() -> None:
+    engine = BargeIn(profile="headset")
+    engine.update_options(offset_ms=400.0)
+    assert engine.profile == "headset"
+    assert engine.options == PROFILES["headset"].updated(offset_ms=400.0)
+    assert engine.controller.options.offset_ms == 400.0
+
+
+def test_explicit_options_win() -> None:
+    opts = BargeInOptions(onset_ms=96.0)
+    engine = BargeIn(options=opts)
+    assert engine.options is opts and engine.controller.options is opts
+
+
+def test_unknown_profile_names_it() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        BargeIn(profile="nope")
+    engine = BargeIn()
+    before = engine.options
+    with pytest.raises(ValueError, match="nope"):
+        engine.update_options(profile="nope")
+    assert engine.options is before and engine.profile == "speakerphone"
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"onset_ms": -1.0}, ValueError),
+        ({"activation_threshold": 1.5}, ValueError),
+        ({"activation_threshold": 0.3, "deactivation_threshold": 0.4}, ValueError),
+        ({"confirm_words": 0}, ValueError),
+        ({"no_such_option": 1}, TypeError),
+    ],
+)
+def test_bad_option_raises_and_keeps_state(changes: dict[str, object], error: type) -> None:
+    engine = BargeIn()
+    before = engine.options
+    with pytest.raises(error):
+        engine.update_options(**changes)
+    assert engine.options is before and engine.controller.options is before
