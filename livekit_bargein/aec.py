@@ -234,7 +234,13 @@ class EchoCanceller:
             aligned = np.take(self._line, np.arange(start, start + n), mode="wrap")
 
         if self.echo_cancellation:
-            self._to_pcm(aligned, self._ref_pcm)
+            # With no echo path AEC3 never converges and its suppressor then eats the start of
+            # near-end speech whenever the far end plays: while no echo is detected it gets
+            # silence as reference (transparent); it re-engages as soon as echo shows up.
+            if self._gain_db >= _ECHO_GATE_DB:
+                self._to_pcm(aligned, self._ref_pcm)
+            else:
+                self._ref_pcm.fill(0)
             self._apm.process_reverse_stream(self._ref_frame)
         self._to_pcm(mic, self._mic_pcm)
         self._apm.process_stream(self._mic_frame)
@@ -330,6 +336,14 @@ class EchoCanceller:
         dt_clean = relevant and self._erle_db >= _CONVERGED_ERLE_DB and removal_db < _DT_REMOVAL_DB
         double_talk = dt_level or dt_clean
 
+        direct_db = _db(direct)
+        if direct_db > self.far_end_gate_dbfs + 20.0 and mic_db <= noise_db + 6.0:
+            # The far end plays loudly right now (not just its decaying tail) and the mic stays
+            # at its floor: the echo path is at most that weak. Without this the gain keeps its
+            # pessimistic start (0 dB) when there is no echo at all.
+            bound = mic_db - direct_db
+            if bound < self._gain_db:
+                self._gain_db = max(bound, self._gain_db - 0.25)
         if relevant:
             # Echo path gain: a high quantile (80 %) of mic - envelope over echo-only frames,
             # so double talk needs the mic above nearly all echo-only frames. A frame AEC3
@@ -370,6 +384,8 @@ _ENV_DECAY = 10 ** (-1.0 / 10)  # 1 dB per 10 ms frame
 _NOISE_RISE = 10 ** (0.03 / 10)  # 3 dB per second
 # The removal cue for double talk needs a converged AEC3 (its echo-only frames lose >30 dB).
 _CONVERGED_ERLE_DB = 25.0
+_ECHO_GATE_DB = -45.0
+"""Echo path gain below which no echo is assumed (AEC3 gets a silent reference)."""
 _DT_REMOVAL_DB = 15.0
 
 

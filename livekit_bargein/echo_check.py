@@ -43,7 +43,8 @@ class EchoLikeness:
         """Correlation in [0, 1]; 0 when there is too little to compare.
 
         With ``delay_frames`` (the canceller's estimate) only lags within ±3 frames of it are
-        searched, which is cheaper and harder to fool by chance.
+        searched. Without it every lag is searched, which two unrelated speech envelopes pass by
+        chance: use it only as a diagnostic.
         """
         w = self.window_frames
         if len(self._clean) < w or len(self._ref) < w:

@@ -174,11 +174,11 @@ class BargeIn:
         residual = max(f.residual_echo_db for f in frames)
         raw_pow = sum(10 ** (f.mic_level_db / 10) for f in frames) / len(frames)
         delay_ms = frames[-1].delay_ms
+        # Only at the estimated delay: maximised over every lag, two speech envelopes correlate
+        # by chance (measured 0.85-0.94 for a caller with no echo at all).
         likeness = (
-            self._echo_likeness.score(
-                delay_frames=None if delay_ms is None else int(round(delay_ms / 10))
-            )
-            if audible
+            self._echo_likeness.score(delay_frames=int(round(delay_ms / 10)))
+            if audible and delay_ms is not None
             else 0.0
         )
         return EchoState(
