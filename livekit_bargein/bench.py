@@ -24,7 +24,6 @@ import json
 import math
 import statistics
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,9 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from .aec import AecFrame, EchoCanceller
-from .decision import Action, BargeInController, Observation
-from .features import analyze_window
-from .options import profile
+from .aec import EchoCanceller
+from .decision import Action
+from .engine import BargeIn, _level_db
 from .vad import ANALYSIS_RATE_HZ, WINDOW_SAMPLES, _shared_onnx_session
 
 __all__ = ["TARGET_PCT_PER_STREAM", "run_bench", "print_bench", "bench_cli"]
@@ -115,8 +113,11 @@ def _synthetic_speech(seconds: float, rate_hz: int, f0_hz: float, seed: int) -> 
             seg = np.zeros(n)
             for k in range(1, int(3500 / f0_hz)):
                 fk = k * f0_hz
-                amp = (1 / k) * (1 + 3 * math.exp(-(((fk - f1) / 150) ** 2))
-                                 + 2 * math.exp(-(((fk - f2) / 200) ** 2)))
+                amp = (1 / k) * (
+                    1
+                    + 3 * math.exp(-(((fk - f1) / 150) ** 2))
+                    + 2 * math.exp(-(((fk - f2) / 200) ** 2))
+                )
                 seg += amp * np.sin(k * phase)
             seg += 0.05 * rng.standard_normal(n)  # aspiration
         end = min(n_total, pos + n)
@@ -177,9 +178,10 @@ def _make_scene(seconds: float, rate_hz: int, source: str) -> _Scene:
     if rate_hz == ANALYSIS_RATE_HZ:
         mic_16k = mic
     else:
-        import soxr
+        from .resample import PolyphaseResampler
 
-        mic_16k = soxr.resample(mic, rate_hz, ANALYSIS_RATE_HZ).astype(np.float32)
+        rs = PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=ANALYSIS_RATE_HZ)
+        mic_16k = np.asarray(rs.process(mic), np.float32)
     return _Scene(rate_hz=rate_hz, mic=mic, ref=ref, mic_16k=mic_16k, source=used)
 
 
@@ -243,16 +245,8 @@ def _measure_silero_plugin(scene: _Scene) -> _Cpu:
     return asyncio.run(run())
 
 
-_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "features", "controller")
+_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "engine_window")
 _SUBPARTS = {"webrtc_apm": "apm_aec", "delay_estimator": "apm_aec"}  # included in their parent
-
-
-def _echo_state(recent: deque[AecFrame]) -> tuple[bool, float | None, bool]:
-    """Mirrors ``BargeIn.echo_state`` with the playback tap playing (a reply is active)."""
-    frames = list(recent)[-3:]
-    if not frames:
-        return True, None, False
-    return True, max(f.residual_echo_db for f in frames), any(f.double_talk for f in frames)
 
 
 def _measure_pipeline(scene: _Scene, *, instrument: bool) -> tuple[_Cpu, dict[str, float]]:
@@ -263,14 +257,15 @@ def _measure_pipeline(scene: _Scene, *, instrument: bool) -> tuple[_Cpu, dict[st
     # Same construction as EchoCancelledInput._setup: AEC3 + NS + HPF, 1 s delay search.
     aec = EchoCanceller(sample_rate_hz=rate, noise_suppression=True, max_delay_ms=1000.0)
     model = _silero_model()
-    controller = BargeInController(profile("speakerphone"))
+    # The real engine does the per-window work (echo state, features when needed, controller).
+    engine = BargeIn(profile="speakerphone")
+    controller = engine.controller
     controller.set_reply_active(True, t_ms=0.0)
-    recent: deque[AecFrame] = deque(maxlen=8)
     resampler: Any = None
     if rate != ANALYSIS_RATE_HZ:
-        import soxr
+        from .resample import PolyphaseResampler
 
-        resampler = soxr.ResampleStream(rate, ANALYSIS_RATE_HZ, 1, dtype="float32")
+        resampler = PolyphaseResampler(in_rate_hz=rate, out_rate_hz=ANALYSIS_RATE_HZ)
     clock = time.thread_time_ns
     parts_ns = dict.fromkeys(_PARTS, 0)
     if instrument:
@@ -299,8 +294,9 @@ def _measure_pipeline(scene: _Scene, *, instrument: bool) -> tuple[_Cpu, dict[st
     p0, t0 = time.process_time(), time.thread_time()
     for i in range(0, len(mic_all) - n + 1, n):
         c0 = clock() if instrument else 0
-        af = aec.process(mic_all[i : i + n], ref_all[i : i + n])
-        recent.append(af)
+        ref = ref_all[i : i + n]
+        af = aec.process(mic_all[i : i + n], ref)
+        engine.feed_aec_frame(af, _level_db(ref))
         if instrument:
             c1 = clock()
             parts_ns["apm_aec"] += c1 - c0
@@ -308,7 +304,7 @@ def _measure_pipeline(scene: _Scene, *, instrument: bool) -> tuple[_Cpu, dict[st
         pcm = np.clip(af.clean * 32768.0, -32768, 32767).astype(np.int16)
         frame = rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm))
         data = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
-        x = data if resampler is None else resampler.resample_chunk(data)
+        x = data if resampler is None else resampler.process(data)
         buf = np.concatenate([buf, np.asarray(x, np.float32)])
         if instrument:
             parts_ns["glue"] += clock() - c1
@@ -320,28 +316,18 @@ def _measure_pipeline(scene: _Scene, *, instrument: bool) -> tuple[_Cpu, dict[st
             if instrument:
                 c1 = clock()
                 parts_ns["silero"] += c1 - c0
-            feats = analyze_window(window, sample_rate_hz=ANALYSIS_RATE_HZ)
-            if instrument:
-                c2 = clock()
-                parts_ns["features"] += c2 - c1
-            audible, residual_db, double_talk = _echo_state(recent)
-            obs = Observation(
+            d = engine.observe_window(
+                window,
+                speech_prob=prob,
                 t_ms=samples * 1000.0 / ANALYSIS_RATE_HZ,
                 window_ms=window_ms,
-                speech_prob=prob,
-                level_db=feats.level_db,
-                agent_audible=audible,
-                residual_echo_db=residual_db,
-                double_talk=double_talk,
-                features=feats,
             )
-            d = controller.observe(obs)
             if d.action is Action.INTERRUPT:
                 # The engine stops that reply; the next reply starts: keep a reply active.
-                controller.set_reply_active(False, t_ms=obs.t_ms)
-                controller.set_reply_active(True, t_ms=obs.t_ms)
+                controller.set_reply_active(False, t_ms=d.t_ms)
+                controller.set_reply_active(True, t_ms=d.t_ms)
             if instrument:
-                parts_ns["controller"] += clock() - c2
+                parts_ns["engine_window"] += clock() - c1
     cpu = _Cpu(time.process_time() - p0, time.thread_time() - t0)
     return cpu, {k: v / 1e9 for k, v in parts_ns.items()}
 
@@ -432,7 +418,9 @@ def run_bench(
         "EchoCanceller.process: WebRTC APM + delay estimator + echo bookkeeping"
     )
     breakdown["glue"]["note"] = "int16 rtc.AudioFrame hand-off and window buffering"
-    breakdown["controller"]["note"] = "echo state + Observation + BargeInController.observe"
+    breakdown["engine_window"]["note"] = (
+        "BargeIn.observe_window: echo state, features while a soft yield is weighed, controller"
+    )
     result["pipeline_breakdown"] = breakdown
     result["meta"] = {
         "audio_s": audio_s,

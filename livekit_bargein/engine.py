@@ -16,12 +16,21 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
 from .aec import AecFrame
+from .decision import (
+    Action,
+    BargeInController,
+    ControllerState,
+    Decision,
+    Observation,
+    words_of,
+)
 from .echo_check import EchoLikeness
-from .decision import Action, BargeInController, Decision, Observation, words_of
+from .features import analyze_window
 from .log import logger
 from .options import BargeInOptions, profile
 from .taps import EchoCancelledInput, PlaybackTap
@@ -89,6 +98,7 @@ class BargeIn:
         self._clear_turn_on_backchannel_until_ms = -1.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._echo_likeness = EchoLikeness()
+        self._recent: deque[AecFrame] = deque(maxlen=8)
         self._aec_frames = 0
         self._last_pre_delay_ms = 0.0
         self._aec_realigned_at: int | None = None
@@ -129,11 +139,13 @@ class BargeIn:
             mic,
             tap=self._tap if self._echo_cancellation else None,
             noise_suppression=self._noise_suppression,
-            on_frame=self._on_aec_frame,
+            on_frame=self.feed_aec_frame,
         )
         return self._input
 
-    def _on_aec_frame(self, f: AecFrame, ref_level_db: float) -> None:
+    def feed_aec_frame(self, f: AecFrame, ref_level_db: float) -> None:
+        """One processed 10 ms microphone frame (called by ``EchoCancelledInput``)."""
+        self._recent.append(f)
         self._echo_likeness.push(f.clean_level_db, ref_level_db)
         self._aec_frames += 1
         aec = self._input._aec if self._input is not None else None
@@ -162,9 +174,13 @@ class BargeIn:
 
     # -- inputs from the taps and the VAD ---------------------------------------------------------
 
-    def echo_state(self) -> EchoState:
-        """Echo situation over the latest ~32 ms of processed microphone."""
-        frames: list[AecFrame] = list(self._input.recent)[-3:] if self._input is not None else []
+    def echo_state(self, *, speech_prob: float = 1.0) -> EchoState:
+        """Echo situation over the latest ~32 ms of processed microphone.
+
+        The envelope correlation is only computed when ``speech_prob`` could pass a playback
+        threshold: below it the window is not speech whatever the echo does.
+        """
+        frames: list[AecFrame] = list(self._recent)[-3:]
         tap_playing = self._tap.playing if self._tap is not None else False
         if not frames:
             return EchoState(agent_audible=tap_playing, residual_echo_db=None, double_talk=False)
@@ -178,7 +194,9 @@ class BargeIn:
         # by chance (measured 0.85-0.94 for a caller with no echo at all).
         likeness = (
             self._echo_likeness.score(delay_frames=int(round(delay_ms / 10)))
-            if audible and delay_ms is not None
+            if audible
+            and delay_ms is not None
+            and speech_prob >= self.options.playback_threshold_min
             else 0.0
         )
         return EchoState(
@@ -194,6 +212,35 @@ class BargeIn:
             near_end_over_echo=any(
                 f.mic_level_db > f.echo_level_db + _NEAR_END_MARGIN_DB for f in frames
             ),
+        )
+
+    def observe_window(
+        self, window: np.ndarray, *, speech_prob: float, t_ms: float, window_ms: float
+    ) -> Decision:
+        """One VAD analysis window of the cleaned microphone (16 kHz): decide, and act."""
+        echo = self.echo_state(speech_prob=speech_prob)
+        # The controller reads the acoustic features only while it weighs a soft yield.
+        feats = (
+            analyze_window(window, sample_rate_hz=16_000)
+            if self.controller.state is ControllerState.SOFT_YIELD
+            else None
+        )
+        level_db = feats.level_db if feats is not None else _level_db(window)
+        return self.on_observation(
+            Observation(
+                t_ms=t_ms,
+                window_ms=window_ms,
+                speech_prob=speech_prob,
+                level_db=level_db,
+                agent_audible=echo.agent_audible,
+                residual_echo_db=echo.residual_echo_db,
+                double_talk=echo.double_talk,
+                raw_level_db=echo.raw_level_db,
+                echo_likeness=echo.echo_likeness,
+                aec_unsettled=echo.aec_unsettled,
+                near_end_over_echo=echo.near_end_over_echo,
+                features=feats,
+            )
         )
 
     def on_observation(self, obs: Observation) -> Decision:
@@ -244,8 +291,10 @@ class BargeIn:
         if d.action is Action.NONE:
             return
         self.decisions.append(d)
-        logger.debug("barge-in decision", extra={"action": d.action.value, "reason": d.reason,
-                                                  "t_ms": d.t_ms})
+        logger.debug(
+            "barge-in decision",
+            extra={"action": d.action.value, "reason": d.reason, "t_ms": d.t_ms},
+        )
         if d.action is Action.SOFT_YIELD:
             self.stats.soft_yields += 1
             if self._tap is not None:
@@ -284,3 +333,9 @@ class BargeIn:
 
 def _profile(name: str) -> BargeInOptions:
     return profile(name)
+
+
+def _level_db(x: np.ndarray) -> float:
+    """RMS level in dBFS, floored at -120 (as ``FrameFeatures.level_db``)."""
+    p = float(np.dot(x, x)) / max(len(x), 1)
+    return max(10.0 * math.log10(p), -120.0) if p > 0 else -120.0

@@ -17,8 +17,10 @@ from .options import PROFILES
 
 
 class _BargeInSetup(ConfigSetup):
-    def __init__(self, ctx: HarnessContext, profile: str) -> None:
+    def __init__(self, ctx: HarnessContext, profile: str, **overrides: Any) -> None:
         self.bargein = BargeIn(profile=profile)
+        if overrides:
+            self.bargein.update_options(**overrides)
 
     def session_kwargs(self) -> dict[str, Any]:
         return {"vad": self.bargein.vad, "turn_handling": self.bargein.turn_handling()}
@@ -55,4 +57,32 @@ for _name in PROFILES:
             description=f"livekit-bargein engine, {_name} profile",
             make=lambda ctx, _p=_name: _BargeInSetup(ctx, _p),
         )
+    )
+
+
+def parse_variant(name: str) -> EvalConfig | None:
+    """``bargein[-PROFILE]@KNOB=VALUE[+KNOB=VALUE]``: a one-off variant, e.g. for a knob sweep."""
+    base, sep, spec = name.partition("@")
+    if not sep:
+        return None
+    profile = "speakerphone" if base == "bargein" else base.removeprefix("bargein-")
+    if base != "bargein" and (not base.startswith("bargein-") or profile not in PROFILES):
+        raise KeyError(f"unknown configuration '{name}': variants extend bargein[-PROFILE]")
+    overrides: dict[str, Any] = {}
+    for item in spec.split("+"):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise KeyError(f"bad variant '{name}': expected KNOB=VALUE, got '{item}'")
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            raise KeyError(f"bad variant '{name}': {key} must be a number") from None
+    try:  # validate now, not in every scenario
+        PROFILES[profile].updated(**overrides)
+    except (TypeError, ValueError) as e:
+        raise KeyError(f"bad variant '{name}': {e}") from None
+    return EvalConfig(
+        name=name,
+        description=f"bargein {profile} with {spec}",
+        make=lambda ctx: _BargeInSetup(ctx, profile, **overrides),
     )

@@ -22,8 +22,7 @@ from livekit.agents import vad as lk_vad
 # worker thread (thread job executor, ``run_in_executor``) would raise RuntimeError.
 from livekit.plugins.silero import onnx_model
 
-from .decision import Decision, Observation
-from .features import analyze_window
+from .decision import Decision
 from .resample import PolyphaseResampler
 
 if TYPE_CHECKING:
@@ -126,23 +125,12 @@ class BargeInVADStream(lk_vad.VADStream):
                 samples += WINDOW_SAMPLES
                 t0 = time.perf_counter()
                 prob = float(self._model(window))
-                feats = analyze_window(window, sample_rate_hz=ANALYSIS_RATE_HZ)
-                echo = self._engine.echo_state()
-                obs = Observation(
+                decision = self._engine.observe_window(
+                    window,
+                    speech_prob=prob,
                     t_ms=samples * 1000.0 / ANALYSIS_RATE_HZ,
                     window_ms=WINDOW_SAMPLES * 1000.0 / ANALYSIS_RATE_HZ,
-                    speech_prob=prob,
-                    level_db=feats.level_db,
-                    agent_audible=echo.agent_audible,
-                    residual_echo_db=echo.residual_echo_db,
-                    double_talk=echo.double_talk,
-                    raw_level_db=echo.raw_level_db,
-                    echo_likeness=echo.echo_likeness,
-                    aec_unsettled=echo.aec_unsettled,
-                    near_end_over_echo=echo.near_end_over_echo,
-                    features=feats,
                 )
-                decision = self._engine.on_observation(obs)
                 infer_s = time.perf_counter() - t0
                 self._emit(decision, samples, prob, infer_s, frame, list(recent))
                 if decision.speech_started:

@@ -14,7 +14,7 @@ from livekit_bargein.cli import main
 
 _FIGURES = ("cpu_s", "us_per_10ms", "pct_core", "thread_cpu_s", "thread_us_per_10ms",
             "thread_pct_core")
-_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "features", "controller")
+_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "engine_window")
 
 
 def _positive_finite(x: Any) -> bool:

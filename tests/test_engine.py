@@ -116,3 +116,14 @@ def test_bad_option_raises_and_keeps_state(changes: dict[str, object], error: ty
     with pytest.raises(error):
         engine.update_options(**changes)
     assert engine.options is before and engine.controller.options is before
+
+
+def test_knob_variant_configs() -> None:
+    from livekit_bargein.eval.configs import get_config
+
+    cfg = get_config("bargein@onset_ms=32+resume_after_ms=300")
+    assert "onset_ms=32" in cfg.description
+    with pytest.raises(KeyError, match="onset"):
+        get_config("bargein@onset=32")
+    with pytest.raises(KeyError, match="must be a number"):
+        get_config("bargein@onset_ms=fast")

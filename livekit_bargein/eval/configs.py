@@ -71,6 +71,12 @@ def register(config: EvalConfig) -> None:
 
 def get_config(name: str) -> EvalConfig:
     _ensure_plugin_configs()
+    if name not in _REGISTRY and "@" in name:
+        from ..eval_configs import parse_variant
+
+        variant = parse_variant(name)
+        if variant is not None:
+            register(variant)
     try:
         return _REGISTRY[name]
     except KeyError:
