@@ -26,9 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--manifest", type=Path, required=True)
     ev.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated names")
     ev.add_argument("--out", type=Path, required=True)
-    ev.add_argument("--jobs", type=int, default=4, help="concurrent sessions (default 4: two per core keeps the worst tick lag under ~35 ms)")
-    ev.add_argument("--procs", type=int, default=None,
-                    help="worker processes (default: one per core)")
+    ev.add_argument(
+        "--jobs",
+        type=int,
+        default=4,
+        help="concurrent sessions (default 4: two per core keeps the worst tick lag under ~35 ms)",
+    )
+    ev.add_argument(
+        "--procs", type=int, default=None, help="worker processes (default: one per core)"
+    )
     ev.add_argument("--only", default=None, help="comma-separated scenario ids")
     ev.add_argument(
         "--timeline", default=None, help="comma-separated scenario ids to plot as timelines"
@@ -39,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     tl.add_argument("--scenario", required=True)
     tl.add_argument("--config", required=True)
     tl.add_argument("--out", type=Path, default=None)
+
+    rp = sub.add_parser("report", help="re-render tables and plots from one or more report.json")
+    rp.add_argument("reports", type=Path, nargs="+")
+    rp.add_argument("--out", type=Path, required=True)
 
     sub.add_parser("configs", help="list the known configurations")
 
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import bench_cli
 
         return bench_cli(seconds=args.seconds, json_out=args.json)
+    if args.cmd == "report":
+        return _report(args)
     if args.cmd == "timeline":
         from .eval.report import plot_timeline
         from .eval.trace import ScenarioTrace
@@ -83,14 +95,39 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _report(args: argparse.Namespace) -> int:
+    """Merge reports (e.g. a sweep run beside the main run) into one table and set of plots."""
+    from .eval.report import (
+        markdown_table,
+        plot_false_yield_by_label,
+        plot_tradeoff,
+        plot_ttfy_cdf,
+        print_table,
+    )
+
+    merged: dict = {"configs": {}}
+    for path in args.reports:
+        merged["configs"].update(json.loads(path.read_text())["configs"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(merged, indent=1))
+    plot_ttfy_cdf(merged, args.out / "ttfy_cdf.png")
+    plot_false_yield_by_label(merged, args.out / "false_yield_by_label.png")
+    plot_tradeoff(merged, args.out / "tradeoff.png")
+    (args.out / "table.md").write_text(markdown_table(merged))
+    print_table(merged)
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from .eval.manifest import ManifestError, load_manifest
     from .eval.report import (
+        markdown_table,
         plot_false_yield_by_label,
         plot_timeline,
+        plot_tradeoff,
         plot_ttfy_cdf,
         print_table,
         write_report,
@@ -142,6 +179,8 @@ def _eval(args: argparse.Namespace) -> int:
     )
     plot_ttfy_cdf(report, args.out / "ttfy_cdf.png")
     plot_false_yield_by_label(report, args.out / "false_yield_by_label.png")
+    plot_tradeoff(report, args.out / "tradeoff.png")
+    (args.out / "table.md").write_text(markdown_table(report))
     if args.timeline:
         for sid in args.timeline.split(","):
             for cfg, ts in traces.items():

@@ -13,6 +13,7 @@ from livekit_bargein.eval.report import (
     markdown_table,
     plot_false_yield_by_label,
     plot_timeline,
+    plot_tradeoff,
     plot_ttfy_cdf,
     print_table,
     write_report,
@@ -146,7 +147,9 @@ def test_plots_are_written(tmp_path: Path) -> None:
     plot_ttfy_cdf(report, cdf)
     plot_false_yield_by_label(report, bars)
     plot_timeline(_configs()["bargein"][2], timeline, title="backchannel b1")
-    for p in (cdf, bars, timeline):
+    tradeoff = tmp_path / "tradeoff.png"
+    plot_tradeoff(report, tradeoff)
+    for p in (cdf, bars, timeline, tradeoff):
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000
@@ -156,6 +159,7 @@ def test_plots_survive_empty_data(tmp_path: Path) -> None:
     report = {"configs": {"x": {"metrics": {"false_yield_rate": {}}, "scenarios": []}}}
     plot_ttfy_cdf(report, tmp_path / "a.png")
     plot_false_yield_by_label(report, tmp_path / "b.png")
+    plot_tradeoff(report, tmp_path / "d.png")
     bare = ScenarioTrace(scenario_id="e", label="echo_only", config="x")
     plot_timeline(bare, tmp_path / "c.png")
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("a.png", "b.png", "c.png"))

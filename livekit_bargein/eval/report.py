@@ -211,6 +211,34 @@ def plot_false_yield_by_label(report: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
+    """Each config as a point: false yields per agent-minute (x) vs time-to-yield p50/p95 (y)."""
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.add_subplot()
+    for name, cfg in report["configs"].items():
+        m = cfg["metrics"]
+        fy = m.get("false_yields_per_agent_min")
+        ttfy = m.get("time_to_yield_ms") or {}
+        if fy is None or ttfy.get("p50") is None:
+            continue
+        ax.errorbar(
+            [fy],
+            [ttfy["p50"]],
+            yerr=[[0], [max(0.0, (ttfy.get("p95") or ttfy["p50"]) - ttfy["p50"])]],
+            fmt="o",
+            capsize=3,
+        )
+        missed = m.get("missed_interrupt_rate")
+        note = f"{name}\nmissed {100 * missed:.0f} %" if missed is not None else name
+        ax.annotate(note, (fy, ttfy["p50"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("false yields per minute of agent audio")
+    ax.set_ylabel("time to yield (ms): p50, bar to p95")
+    ax.grid(True, alpha=0.3)
+    ax.set_title("Trade-off: latency vs false yields (lower left is better)")
+    _save(fig, path)
+
+
 _STATE_COLORS = {
     SpeakerState.PENDING.value: "#dddddd",
     SpeakerState.PLAYING.value: "#4c9be8",
