@@ -108,6 +108,10 @@ def run_eval(
 def _worker(
     manifest: str, ids: list[str], todo: Any, concurrency: int, configs: list[str], q: Any
 ) -> None:
+    import logging
+
+    # LiveKit warns on every session torn down mid-turn; the evaluator does that by design.
+    logging.getLogger("livekit.agents").setLevel(logging.ERROR)
     try:
         wanted = set(ids)
         scenarios = [s for s in load_manifest(manifest) if s.id in wanted]
