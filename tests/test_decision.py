@@ -54,7 +54,7 @@ def quiet_start(r: Run, n: int = 40) -> None:
 
 
 def test_onset_after_onset_ms_and_offset_after_offset_ms() -> None:
-    r = Run(reply=False)
+    r = Run(BargeInOptions(onset_ms=64.0), reply=False)
     quiet_start(r)
     t_speech = r.t
     r.feed(20, 0.95, audible=False)
@@ -67,7 +67,7 @@ def test_onset_after_onset_ms_and_offset_after_offset_ms() -> None:
 
 
 def test_soft_yield_on_onset_while_agent_speaks() -> None:
-    r = Run()
+    r = Run(BargeInOptions(onset_ms=64.0))
     quiet_start(r)
     t_speech = r.t
     r.feed(5, 0.95)

@@ -65,7 +65,7 @@ async def test_agent_session_accepts_turn_handling() -> None:
 def test_update_options_switches_profile() -> None:
     engine = BargeIn()
     assert engine.profile == "speakerphone" and engine.options == PROFILES["speakerphone"]
-    assert _windows_to_onset(engine) == 2  # 64 ms onset: two 32 ms windows
+    assert _windows_to_onset(engine) == 1  # 32 ms onset: one 32 ms window
 
     engine = BargeIn()
     engine.update_options(profile="telephony", onset_ms=80.0)
