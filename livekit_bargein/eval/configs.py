@@ -8,6 +8,7 @@ the barge-in engine registers itself here as ``bargein`` (and one config per pro
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,12 +32,12 @@ class HarnessContext:
     """The process' loaded Silero VAD (LiveKit's plugin, default options)."""
 
 
-class ConfigSetup:
+class ConfigSetup(ABC):
     """One scenario's wiring. Subclasses override what they need."""
 
+    @abstractmethod
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``AgentSession`` (at least ``vad`` and ``turn_handling``)."""
-        raise NotImplementedError
 
     def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
         return mic
