@@ -211,17 +211,8 @@ class BargeInController:
         elif self.state is ControllerState.SOFT_YIELD and self._event is not None:
             action, reason = self._while_held(obs, is_speech, is_quiet)
 
-        return Decision(
-            t_ms=obs.t_ms,
-            action=action,
-            reason=reason,
-            state=self.state,
-            speaking=self._speaking,
-            speech_started=started,
-            speech_ended=ended,
-            threshold=thr,
-            speech_ms=self._speech_ms,
-            silence_ms=self._silence_ms,
+        return self._decision(
+            obs.t_ms, action, reason, started=started, ended=ended, threshold=thr
         )
 
     # -- internals ------------------------------------------------------------------------------
@@ -313,16 +304,25 @@ class BargeInController:
         self._event = None
         return self._decision(t_ms, Action.RESUME, reason)
 
-    def _decision(self, t_ms: float, action: Action, reason: str) -> Decision:
+    def _decision(
+        self,
+        t_ms: float,
+        action: Action,
+        reason: str,
+        *,
+        started: bool = False,
+        ended: bool = False,
+        threshold: float = float("nan"),
+    ) -> Decision:
         return Decision(
             t_ms=t_ms,
             action=action,
             reason=reason,
             state=self.state,
             speaking=self._speaking,
-            speech_started=False,
-            speech_ended=False,
-            threshold=float("nan"),
+            speech_started=started,
+            speech_ended=ended,
+            threshold=threshold,
             speech_ms=self._speech_ms,
             silence_ms=self._silence_ms,
         )

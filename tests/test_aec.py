@@ -10,28 +10,11 @@ import pytest
 from scipy import signal
 
 from livekit_bargein.aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
-from livekit_bargein.eval.piper_voice import PiperSpeaker
 
 RATE_HZ = 16_000
-_FAR_TEXT = (
-    "Thanks for calling the support line. Your order shipped yesterday and should arrive on "
-    "Thursday. If you need to change the delivery address, I can help with that right now. "
-    "You can also pick it up at the store, which is open until nine in the evening."
-)
-_NEAR_TEXT = "Wait, sorry, I need to change the address to my office downtown, please."
 _ECHO_DB = -6.0
 _NOISE_DBFS = -60.0
 _CONVERGED_S = 4.0
-
-
-@pytest.fixture(scope="module")
-def speech() -> dict[str, np.ndarray]:
-    """~12.7 s of far-end speech and ~4.4 s of near-end speech (+4 semitones), at 16 kHz."""
-    speaker = PiperSpeaker.load()
-    return {
-        "far": speaker.synthesize(_FAR_TEXT, out_rate_hz=RATE_HZ).audio,
-        "near": speaker.synthesize(_NEAR_TEXT, out_rate_hz=RATE_HZ, pitch_semitones=4).audio,
-    }
 
 
 @dataclass

@@ -7,23 +7,8 @@ import pytest
 from scipy import signal
 
 from livekit_bargein.delay import EchoDelayEstimator
-from livekit_bargein.eval.piper_voice import PiperSpeaker
 
 RATE_HZ = 16_000
-_FAR_TEXT = (
-    "Thanks for calling the support line. Your order shipped yesterday and should arrive on "
-    "Thursday. If you need to change the delivery address, I can help with that right now."
-)
-_NEAR_TEXT = "Wait, sorry, I need to change the address to my office downtown, please."
-
-
-@pytest.fixture(scope="module")
-def speech() -> dict[str, np.ndarray]:
-    speaker = PiperSpeaker.load()
-    return {
-        "far": speaker.synthesize(_FAR_TEXT, out_rate_hz=RATE_HZ).audio,
-        "near": speaker.synthesize(_NEAR_TEXT, out_rate_hz=RATE_HZ, pitch_semitones=4).audio,
-    }
 
 
 def _room_ir(rate_hz: int, *, t60_s: float = 0.3, seed: int = 1) -> np.ndarray:
