@@ -14,9 +14,10 @@ import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
@@ -55,6 +56,21 @@ class EchoState:
     near_end_over_echo: bool = False
 
 
+@dataclass(frozen=True)
+class WindowRecord:
+    """What the engine saw and decided for one VAD window (the ``"window"`` event)."""
+
+    observation: Observation
+    decision: Decision
+    noise_floor_db: float | None
+    speech_level_db: float | None
+
+
+EventTypes = Literal["window", "decision"]
+"""``"window"``: a :class:`WindowRecord` per analysis window; ``"decision"``: every
+:class:`Decision` that acts (soft yield, resume, interrupt)."""
+
+
 @dataclass
 class BargeInStats:
     soft_yields: int = 0
@@ -63,8 +79,12 @@ class BargeInStats:
     last_time_to_yield_ms: float | None = None
 
 
-class BargeIn:
+class BargeIn(rtc.EventEmitter[EventTypes]):
     """Barge-in for one ``AgentSession``.
+
+    Emits ``"window"`` (:class:`WindowRecord`) for every analysis window and ``"decision"``
+    (:class:`Decision`) for every soft yield, resume and interrupt; the debug trace and the
+    playground publisher listen to these.
 
     Example:
         bargein = BargeIn(profile="speakerphone")
@@ -82,6 +102,7 @@ class BargeIn:
         echo_cancellation: bool = True,
         noise_suppression: bool = True,
     ) -> None:
+        super().__init__()
         self.profile = profile
         self.options = options if options is not None else _profile(profile)
         self.controller = BargeInController(self.options)
@@ -247,6 +268,12 @@ class BargeIn:
         self._last_t_ms = obs.t_ms
         d = self.controller.observe(obs)
         self._apply(d)
+        if "window" in self._events:
+            levels = self.controller.levels
+            self.emit(
+                "window",
+                WindowRecord(obs, d, levels.noise_floor_db, levels.speech_level_db),
+            )
         return d
 
     # -- session events -----------------------------------------------------------------------------
@@ -297,6 +324,8 @@ class BargeIn:
         )
         if d.action is Action.SOFT_YIELD:
             self.stats.soft_yields += 1
+            # caller speech heard above threshold before the agent went quiet
+            self.stats.last_time_to_yield_ms = d.speech_ms
             if self._tap is not None:
                 self._tap.hold()
         elif d.action is Action.RESUME:
@@ -309,6 +338,7 @@ class BargeIn:
         elif d.action is Action.INTERRUPT:
             self.stats.interrupts += 1
             self._interrupt()
+        self.emit("decision", d)
 
     def _interrupt(self) -> None:
         if self._session is None:
