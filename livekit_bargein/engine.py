@@ -193,6 +193,18 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         if (current := session.current_speech) is not None:
             self._track_speech(current)
 
+    @property
+    def reference_level_db(self) -> float | None:
+        """Agent audio (the aligned reference) over the latest ~30 ms, dBFS; None before any frame.
+
+        Read-only, for traces: the same frames ``echo_state`` looks at.
+        """
+        frames = list(self._recent)[-3:]
+        if not frames:
+            return None
+        pow_mean = sum(10 ** (f.ref_level_db / 10) for f in frames) / len(frames)
+        return 10 * math.log10(max(pow_mean, 1e-12))
+
     # -- inputs from the taps and the VAD ---------------------------------------------------------
 
     def echo_state(self, *, speech_prob: float = 1.0) -> EchoState:
