@@ -114,3 +114,43 @@ async def test_stream_adapter_reply_timeline(speaker: PiperSpeaker) -> None:
     assert tts.reply_word_timings(start_index=1)[0].start_sample == (
         tts.synth_log[1].words[0].start_sample
     )
+
+
+async def test_streaming_mode_announces_every_word_with_its_time(speaker: PiperSpeaker) -> None:
+    from livekit.agents.tts.tts import USERDATA_TIMED_TRANSCRIPT
+    from livekit.agents.voice.io import TimedString
+
+    tts = PiperTTS(speaker=speaker, streaming=True)
+    assert tts.capabilities.streaming and tts.capabilities.aligned_transcript
+    text = "Sure, I can help you with that today. Let me check the schedule for next week."
+    frames: list[rtc.AudioFrame] = []
+    timed: list[tuple[TimedString, int]] = []  # (word, sample index of the frame carrying it)
+    n = 0
+    async with tts.stream() as stream:
+        for i in range(0, len(text), 4):
+            stream.push_text(text[i : i + 4])
+            await asyncio.sleep(0.005)
+        stream.end_input()
+        async for ev in stream:
+            frames.append(ev.frame)
+            timed.extend((t, n) for t in ev.frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []))
+            n += ev.frame.samples_per_channel
+
+    assert [r.text for r in tts.synth_log] == [
+        "Sure, I can help you with that today.",
+        "Let me check the schedule for next week.",
+    ]
+    assert "".join(t for t, _ in timed).split() == text.split()
+    words = tts.reply_word_timings()
+    for (t, at_sample), w in zip(timed, words, strict=True):
+        # the stream's clock is the reply's clock, and a word is announced before it plays
+        assert t.start_time == pytest.approx(w.start_sample / SIM_RATE_HZ)
+        assert t.end_time == pytest.approx(w.end_sample / SIM_RATE_HZ)
+        assert at_sample <= w.start_sample
+    # sentences back to back, as through the adapter
+    assert len(_pcm(frames)) == tts.reply_n_samples() + _MARKER_SAMPLES
+
+
+async def test_non_streaming_mode_has_no_stream(speaker: PiperSpeaker) -> None:
+    with pytest.raises(RuntimeError, match="StreamAdapter"):
+        PiperTTS(speaker=speaker).stream()

@@ -1,9 +1,16 @@
 """Piper as a LiveKit ``tts.TTS``: the far-end voice of the replay evaluator.
 
-Non-streaming on purpose, like most HTTP TTS services: the session wraps it in
-``tts.StreamAdapter``, which cuts the LLM text into sentences and synthesizes them one after
-another. Every synthesis is logged with Piper's word timings so the harness can map a playback
-position to the words heard.
+Two shapes, like the services users run:
+
+* non-streaming (``streaming=False``), like most HTTP TTS services: the session wraps it in
+  ``tts.StreamAdapter``, which cuts the LLM text into sentences and synthesizes them one after
+  another, announcing each sentence as one ``TimedString``;
+* streaming with word timestamps (``streaming=True``), like Cartesia or ElevenLabs: the same
+  sentence cutting, done by the stream itself, and every word announced as a ``TimedString``
+  with its start and end time in the stream's audio (``aligned_transcript`` capability).
+
+Every synthesis is logged with Piper's word timings so the harness can map a playback position
+to the words heard.
 
 What ``tts.StreamAdapter`` (livekit-agents 1.8.9) does with the audio (checked in
 ``tests/test_tts.py``): sentences play back to back, with no silence added and nothing trimmed
@@ -20,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from livekit.agents import tts, utils
+from livekit.agents import tokenize, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 from .piper_voice import PiperSpeaker
@@ -67,9 +74,10 @@ class PiperTTS(tts.TTS):
         length_scale: float = 1.0,
         pitch_semitones: float = 0.0,
         chunk_ms: int = _PUSH_CHUNK_MS,
+        streaming: bool = False,
     ) -> None:
         super().__init__(
-            capabilities=tts.TTSCapabilities(streaming=False),
+            capabilities=tts.TTSCapabilities(streaming=streaming, aligned_transcript=streaming),
             sample_rate=sample_rate_hz,
             num_channels=1,
         )
@@ -94,6 +102,46 @@ class PiperTTS(tts.TTS):
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     ) -> tts.ChunkedStream:
         return _PiperChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.SynthesizeStream:
+        if not self.capabilities.streaming:
+            raise RuntimeError("PiperTTS(streaming=False) has no stream(); use tts.StreamAdapter")
+        return _PiperSynthesizeStream(tts=self, conn_options=conn_options)
+
+    async def _synthesize_logged(self, text: str) -> tuple[np.ndarray, SynthRecord]:
+        """One sentence as int16 PCM, logged before its audio can be pushed (and so played)."""
+        loop = asyncio.get_running_loop()
+        # Piper's own thread: a sentence takes ~0.1-0.5 s, and in the loop's default executor it
+        # would queue LiveKit's per-window Silero inferences behind it.
+        synth = await loop.run_in_executor(
+            _piper_executor(),
+            functools.partial(
+                self._speaker.synthesize,
+                text,
+                out_rate_hz=self.sample_rate,
+                length_scale=self._length_scale,
+                pitch_semitones=self._pitch_semitones,
+            ),
+        )
+        pcm = (np.clip(synth.audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+        rec = SynthRecord(
+            text=text,
+            words=list(synth.words),
+            n_samples=len(pcm),
+            sample_rate_hz=self.sample_rate,
+            logged_at=loop.time(),
+        )
+        self.synth_log.append(rec)
+        return pcm, rec
+
+    async def _push_pcm(self, output_emitter: tts.AudioEmitter, pcm: np.ndarray) -> None:
+        step = max(1, self.sample_rate * self._chunk_ms // 1000)
+        for i in range(0, len(pcm), step):
+            output_emitter.push(pcm[i : i + step].tobytes())
+            # Let the emitter task and the audio clock run between pieces.
+            await asyncio.sleep(0)
 
     def reply_word_timings(
         self, start_index: int = 0, end_index: int | None = None
@@ -142,37 +190,70 @@ class _PiperChunkedStream(tts.ChunkedStream):
         )
         if not text:
             return
-        # Piper's own thread: a sentence takes ~0.1-0.5 s, and in the loop's default executor it
-        # would queue LiveKit's per-window Silero inferences behind it.
-        synth = await asyncio.get_running_loop().run_in_executor(
-            _piper_executor(),
-            functools.partial(
-                p._speaker.synthesize,
-                text,
-                out_rate_hz=p.sample_rate,
-                length_scale=p._length_scale,
-                pitch_semitones=p._pitch_semitones,
-            ),
-        )
-        pcm = (np.clip(synth.audio, -1.0, 1.0) * 32767.0).astype(np.int16)
-        # Logged before the first push: once audio is queued it may play, and the harness must be
-        # able to map it to words.
-        p.synth_log.append(
-            SynthRecord(
-                text=text,
-                words=list(synth.words),
-                n_samples=len(pcm),
-                sample_rate_hz=p.sample_rate,
-                logged_at=asyncio.get_running_loop().time(),
-            )
-        )
-        step = max(1, p.sample_rate * p._chunk_ms // 1000)
-        for i in range(0, len(pcm), step):
-            output_emitter.push(pcm[i : i + step].tobytes())
-            # Let the emitter task and the audio clock run between pieces.
-            await asyncio.sleep(0)
+        pcm, _ = await p._synthesize_logged(text)
+        await p._push_pcm(output_emitter, pcm)
         # No output_emitter.flush() here: a flush right before the end makes the emitter append a
         # 10 ms silent marker frame, which would put a gap between the adapter's sentences.
+
+
+class _PiperSynthesizeStream(tts.SynthesizeStream):
+    """Sentence by sentence, as ``tts.StreamAdapter`` does, with a ``TimedString`` per word."""
+
+    def __init__(self, *, tts: PiperTTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=tts, conn_options=conn_options)
+        self._piper_tts = tts
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        from livekit.agents.voice.io import TimedString
+
+        p = self._piper_tts
+        # the tokenizer the session gives a non-streaming TTS: the same sentences either way
+        sentences = tokenize.blingfire.SentenceTokenizer(retain_format=True).stream()
+        output_emitter.initialize(
+            request_id=utils.shortuuid(),
+            sample_rate=p.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=True,
+        )
+        output_emitter.start_segment(segment_id=utils.shortuuid())
+
+        async def forward_input() -> None:
+            async for data in self._input_ch:
+                if isinstance(data, self._FlushSentinel):
+                    sentences.flush()
+                else:
+                    sentences.push_text(data)
+            sentences.end_input()
+
+        async def synthesize() -> None:
+            offset_samples = 0
+            async for ev in sentences:
+                if not (text := ev.token.strip()):
+                    continue
+                self._mark_started()
+                pcm, rec = await p._synthesize_logged(text)
+                rate = float(p.sample_rate)
+                output_emitter.push_timed_transcript(
+                    [
+                        TimedString(
+                            text=w.word + " ",
+                            start_time=(offset_samples + w.start_sample) / rate,
+                            end_time=(offset_samples + w.end_sample) / rate,
+                        )
+                        for w in rec.words
+                    ]
+                )
+                await p._push_pcm(output_emitter, pcm)
+                output_emitter.flush()
+                offset_samples += rec.n_samples
+
+        tasks = [asyncio.create_task(forward_input()), asyncio.create_task(synthesize())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await sentences.aclose()
+            await utils.aio.cancel_and_wait(*tasks)
 
 
 @functools.lru_cache(maxsize=1)
