@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     tl.add_argument("--config", required=True)
     tl.add_argument("--out", type=Path, default=None)
 
+    dt = sub.add_parser("trace", help="render a decision trace (JSONL) as a timeline: PNG + HTML")
+    dt.add_argument("trace", type=Path, help="a DecisionTrace file")
+    dt.add_argument("--out", type=Path, required=True, help="directory for <stem>.png/.html")
+
     rp = sub.add_parser("report", help="re-render tables and plots from one or more report.json")
     rp.add_argument("reports", type=Path, nargs="+")
     rp.add_argument("--out", type=Path, required=True)
@@ -82,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli(seconds=args.seconds, json_out=args.json)
     if args.cmd == "report":
         return _report(args)
+    if args.cmd == "trace":
+        from .trace_view import render_trace
+
+        try:
+            rendered = render_trace(args.trace, args.out)
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {rendered.png} and {rendered.html}")
+        return 0
     if args.cmd == "timeline":
         from .eval.report import plot_timeline
         from .eval.trace import ScenarioTrace

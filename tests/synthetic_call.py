@@ -27,6 +27,10 @@ class FakeSession(rtc.EventEmitter[str]):
         self.current_speech = None
         self.interrupt_calls = 0
 
+    @property
+    def current_agent(self) -> Any:
+        raise RuntimeError("FakeSession runs no agent")  # as AgentSession before start()
+
     def transcript(self, text: str, *, final: bool) -> None:
         self.emit("user_input_transcribed", SimpleNamespace(transcript=text, is_final=final))
 
