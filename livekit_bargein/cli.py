@@ -175,6 +175,7 @@ def _eval(args: argparse.Namespace) -> int:
                 procs=args.procs,
                 only=only,
                 trace_dir=args.out / "traces",
+                decision_trace_dir=args.out / "decision_traces",
                 on_done=lambda _t: progress.advance(task),
             )
         except KeyError as e:

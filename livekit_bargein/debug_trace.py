@@ -48,6 +48,7 @@ ENV_TRACE_TRANSCRIPTS = "LIVEKIT_BARGEIN_TRACE_TRANSCRIPTS"
 _Row = dict[str, Any]
 _SENTINEL = None
 _CLOSE_TIMEOUT_S = 5.0
+_BATCH_LINES = 256  # hand-off size when rows come faster than flush_every_ms (decision storms)
 _file_ids = itertools.count()
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]")
 """What reasons quote of the caller's words (``words: 'wait stop'``, ``words=['okay']``)."""
@@ -90,11 +91,13 @@ class DecisionTrace:
         include_transcripts: bool = False,
         meta: Mapping[str, Any] | None = None,
         flush_every_ms: float = 1000.0,
-        max_buffered_lines: int = 4096,
-        max_pending_batches: int = 4,
+        max_buffered_lines: int = 8192,
     ) -> None:
-        if flush_every_ms <= 0 or max_buffered_lines < 1 or max_pending_batches < 1:
-            raise ValueError("flush_every_ms, max_buffered_lines and max_pending_batches: > 0")
+        """``max_buffered_lines``: rows waiting for the writer at most (8192: ~4 minutes of
+        windows), beside the batch being filled (one second, at most 256 rows); rows beyond it
+        are dropped and counted."""
+        if flush_every_ms <= 0 or max_buffered_lines < 1:
+            raise ValueError("flush_every_ms and max_buffered_lines must be positive")
         self.path = Path(path)
         self.include_transcripts = include_transcripts
         self.flush_every_ms = flush_every_ms
@@ -110,7 +113,9 @@ class DecisionTrace:
         self._unreported_drops = 0
         self._options = bargein.options
         self._closed = False
-        self._queue: queue.Queue[list[_Row] | None] = queue.Queue(maxsize=max_pending_batches)
+        self._queue: queue.Queue[list[_Row] | None] = queue.Queue()  # bounded by _pending_lines
+        self._pending_lines = 0  # handed to the writer, not yet written
+        self._lock = threading.Lock()
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", encoding="utf-8")
@@ -235,30 +240,36 @@ class DecisionTrace:
         self._buffer.append(row)
         if self._flushed_at_ms is None:
             self._flushed_at_ms = t_ms
-        if (
-            t_ms - self._flushed_at_ms >= self.flush_every_ms
-            or len(self._buffer) >= self.max_buffered_lines
+        if t_ms - self._flushed_at_ms >= self.flush_every_ms or len(self._buffer) >= min(
+            _BATCH_LINES, self.max_buffered_lines
         ):
-            self._hand_off(block=False)
+            self._hand_off(force=False)
             self._flushed_at_ms = t_ms
 
-    def _hand_off(self, *, block: bool) -> None:
+    def _hand_off(self, *, force: bool) -> None:
         batch, self._buffer = self._buffer, []
         if self._unreported_drops:
             batch.insert(
-                0, {"type": "dropped", "t_ms": _num(self._last_t_ms, 1),
-                    "lines": self._unreported_drops}
-            )  # fmt: skip
+                0,
+                {
+                    "type": "dropped",
+                    "t_ms": _num(self._last_t_ms, 1),
+                    "lines": self._unreported_drops,
+                },
+            )
         if not batch:
             return
-        try:
-            self._queue.put(batch, block=block, timeout=_CLOSE_TIMEOUT_S if block else None)
-        except queue.Full:
+        with self._lock:
+            fits = force or self._pending_lines + len(batch) <= self.max_buffered_lines
+            if fits:
+                self._pending_lines += len(batch)
+        if not fits:
             # the writer is behind: drop this batch, report the count with the next one
             lost = sum(1 for r in batch if r["type"] != "dropped")
             self.dropped_lines += lost
             self._unreported_drops += lost
             return
+        self._queue.put(batch)
         self._unreported_drops = 0
 
     def _write_loop(self) -> None:
@@ -266,6 +277,8 @@ class DecisionTrace:
             while (batch := self._queue.get()) is not _SENTINEL:
                 self._file.write("".join(json.dumps(r) + "\n" for r in batch))
                 self._file.flush()
+                with self._lock:
+                    self._pending_lines -= len(batch)
         except Exception:  # a full disk must not take the call down
             logger.exception("decision trace writer failed", extra={"path": str(self.path)})
             while self._queue.get() is not _SENTINEL:  # keep draining so close() returns
@@ -292,13 +305,12 @@ class DecisionTrace:
                 "dropped_lines": self.dropped_lines,
             }
         )
-        self._hand_off(block=True)
+        self._hand_off(force=True)
         self._closed = True
-        try:
-            self._queue.put(_SENTINEL, timeout=_CLOSE_TIMEOUT_S)
-        except queue.Full:
-            logger.warning("decision trace writer stuck", extra={"path": str(self.path)})
+        self._queue.put(_SENTINEL)
         self._writer.join(timeout=_CLOSE_TIMEOUT_S)
+        if self._writer.is_alive():
+            logger.warning("decision trace writer stuck", extra={"path": str(self.path)})
         atexit.unregister(self.close)
 
     def __enter__(self) -> DecisionTrace:

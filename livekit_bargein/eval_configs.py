@@ -6,11 +6,13 @@ this is the whole of the wiring, the same few lines a user writes.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
+from .debug_trace import DecisionTrace
 from .engine import BargeIn
 from .eval.configs import ConfigSetup, EvalConfig, HarnessContext, register
 from .options import PROFILES
@@ -21,6 +23,16 @@ class _BargeInSetup(ConfigSetup):
         self.bargein = BargeIn(profile=profile)
         if overrides:
             self.bargein.update_options(**overrides)
+        path = ctx.decision_trace_path
+        self.decision_trace = (
+            DecisionTrace(
+                self.bargein,
+                path,
+                meta={"scenario_id": ctx.scenario_id, "config": ctx.config_name},
+            )
+            if path is not None
+            else None
+        )
 
     def session_kwargs(self) -> dict[str, Any]:
         return {"vad": self.bargein.vad, "turn_handling": self.bargein.turn_handling()}
@@ -33,6 +45,8 @@ class _BargeInSetup(ConfigSetup):
 
     def on_session_started(self, session: AgentSession) -> None:
         self.bargein.attach(session)
+        if self.decision_trace is not None:
+            self.decision_trace.attach(session)  # transcript timing and word counts, no text
 
     def trace_events(self) -> list[dict[str, Any]]:
         # the engine's clock counts microphone samples at 16 kHz from the session's start,
@@ -41,6 +55,11 @@ class _BargeInSetup(ConfigSetup):
             {"sample": int(d.t_ms * 16), "kind": f"bargein_{d.action.value}", "reason": d.reason}
             for d in self.bargein.decisions
         ]
+
+    async def aclose(self) -> None:
+        if self.decision_trace is not None:
+            # joins the writer thread: off the event loop, which still paces other scenarios
+            await asyncio.get_running_loop().run_in_executor(None, self.decision_trace.close)
 
 
 register(

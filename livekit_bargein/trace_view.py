@@ -130,8 +130,10 @@ def plot_trace(
     for state, first, end in _runs([f.get("state") for f in frames]):
         if state in _STATE_COLORS:
             ax_p.axvspan(starts[first], t_s[end - 1], color=_STATE_COLORS[state], lw=0)
+    present = {f.get("state") for f in frames}
     for state, color in _STATE_COLORS.items():
-        ax_p.fill_between([], [], color=color, label=f"state: {state}")
+        if state in present:
+            ax_p.fill_between([], [], color=color, label=f"state: {state}")
     if frames:
         ax_p.step(t_s, _series(frames, "threshold"), where="pre", color="black", lw=1.2,
                   label="active threshold")  # fmt: skip
@@ -150,13 +152,18 @@ def plot_trace(
         ax_flags.broken_barh(spans, (y0 + 0.2, 0.6), color=color)
     ax_flags.set_yticks(range(len(_FLAG_ROWS)), [lb for _, lb, _ in reversed(_FLAG_ROWS)])
     ax_flags.set_ylim(-0.1, len(_FLAG_ROWS) + 0.1)
+    # transcripts: a marker each (hollow: interim); only finals are labelled, interims come
+    # every ~250 ms and their labels would overlap. The page's table has them all.
+    y_tr = len(_FLAG_ROWS) - 0.05
     for tr in data.transcripts:
         x = tr["t_ms"] / 1000.0
-        ax_flags.plot([x], [len(_FLAG_ROWS) - 0.05], "v", color="black", markersize=5)
-        note = f"{'final' if tr.get('final') else 'interim'}: "
-        note += tr.get("text") or f"{tr.get('n_words', '?')} words"
-        ax_flags.annotate(note, (x, len(_FLAG_ROWS) - 0.05), xytext=(3, -9),
-                          textcoords="offset points", fontsize=7)  # fmt: skip
+        final = bool(tr.get("final"))
+        ax_flags.plot([x], [y_tr], "v", color="black", markersize=5, fillstyle="full" if final
+                      else "none")  # fmt: skip
+        if final:
+            note = tr.get("text") or f"{tr.get('n_words', '?')} words"
+            ax_flags.annotate(f"final: {note}", (x, y_tr), xytext=(3, -9),
+                              textcoords="offset points", fontsize=7)  # fmt: skip
     ax_flags.set_xlabel("time (s, microphone sample clock)")
 
     seen: set[str] = set()

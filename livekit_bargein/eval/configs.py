@@ -11,6 +11,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,18 @@ class HarnessContext:
     """The simulated loudspeaker; ``add_played_listener`` gives the exact played reference."""
     silero: lk_vad.VAD
     """The process' loaded Silero VAD (LiveKit's plugin, default options)."""
+    scenario_id: str = ""
+    config_name: str = ""
+    decision_trace_dir: Path | None = None
+    """Root of the per-scenario decision traces (None: don't write them)."""
+
+    @property
+    def decision_trace_path(self) -> Path | None:
+        """``DIR/CONFIG/ID.jsonl`` for a configuration that writes a decision trace."""
+        if self.decision_trace_dir is None or not self.scenario_id:
+            return None
+        config_dir = self.decision_trace_dir / (self.config_name or "unnamed")
+        return config_dir / f"{self.scenario_id}.jsonl"
 
 
 class ConfigSetup(ABC):

@@ -12,6 +12,7 @@ import asyncio
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -153,12 +154,16 @@ _WORD = re.compile(r"\S+")
 
 
 async def run_scenario(
-    scenario: Scenario, config_name: str, resources: HarnessResources
+    scenario: Scenario,
+    config_name: str,
+    resources: HarnessResources,
+    *,
+    decision_trace_dir: Path | None = None,
 ) -> ScenarioTrace:
     """Run one scenario under one configuration and return what happened, tick by tick."""
     trace = ScenarioTrace(scenario_id=scenario.id, label=scenario.label, config=config_name)
     try:
-        await _run(scenario, config_name, resources, trace)
+        await _run(scenario, config_name, resources, trace, decision_trace_dir)
     except Exception as e:  # a failed scenario is reported, not fatal to the run
         logger.exception("scenario failed", extra={"scenario": scenario.id, "config": config_name})
         trace.error = f"{type(e).__name__}: {e}"
@@ -166,7 +171,11 @@ async def run_scenario(
 
 
 async def _run(
-    scenario: Scenario, config_name: str, res: HarnessResources, trace: ScenarioTrace
+    scenario: Scenario,
+    config_name: str,
+    res: HarnessResources,
+    trace: ScenarioTrace,
+    decision_trace_dir: Path | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     path = AcousticPath(scenario, sample_rate_hz=SIM_RATE_HZ)
@@ -177,7 +186,14 @@ async def _run(
     tts = PiperTTS(speaker=res.piper)
     config = get_config(config_name)
     setup = config.make(
-        HarnessContext(sample_rate_hz=SIM_RATE_HZ, speaker=speaker, silero=res.silero)
+        HarnessContext(
+            sample_rate_hz=SIM_RATE_HZ,
+            speaker=speaker,
+            silero=res.silero,
+            scenario_id=scenario.id,
+            config_name=config_name,
+            decision_trace_dir=decision_trace_dir,
+        )
     )
     kwargs = setup.session_kwargs()
     kwargs["vad"] = RecordingVAD(kwargs["vad"], trace.vad_probability)

@@ -37,9 +37,13 @@ def run_eval(
     procs: int | None = None,
     only: list[str] | None = None,
     trace_dir: Path | None = None,
+    decision_trace_dir: Path | None = None,
     on_done: Callable[[ScenarioTrace], None] | None = None,
 ) -> dict[str, list[ScenarioTrace]]:
-    """Run every scenario of ``manifest`` (or the ids in ``only``) under every config."""
+    """Run every scenario of ``manifest`` (or the ids in ``only``) under every config.
+
+    ``decision_trace_dir``: configurations with the engine write ``DIR/CONFIG/ID.jsonl`` there.
+    """
     from .configs import get_config
 
     for c in configs:
@@ -68,7 +72,9 @@ def run_eval(
             on_done(trace)
 
     if n_procs == 1:
-        for t in asyncio.run(_run_batch(scenarios, tasks, per_proc, configs)):
+        for t in asyncio.run(
+            _run_batch(scenarios, tasks, per_proc, configs, decision_trace_dir=decision_trace_dir)
+        ):
             collect(t)
     else:
         ctx = mp.get_context("spawn")
@@ -80,6 +86,7 @@ def run_eval(
             ctx.Process(
                 target=_worker,
                 args=(str(manifest), [s.id for s in scenarios], todo, per_proc, configs, q),
+                kwargs={"decision_trace_dir": decision_trace_dir},
             )
             for _ in range(n_procs)
         ]
@@ -106,7 +113,14 @@ def run_eval(
 
 
 def _worker(
-    manifest: str, ids: list[str], todo: Any, concurrency: int, configs: list[str], q: Any
+    manifest: str,
+    ids: list[str],
+    todo: Any,
+    concurrency: int,
+    configs: list[str],
+    q: Any,
+    *,
+    decision_trace_dir: Path | None = None,
 ) -> None:
     import logging
 
@@ -115,7 +129,11 @@ def _worker(
     try:
         wanted = set(ids)
         scenarios = [s for s in load_manifest(manifest) if s.id in wanted]
-        asyncio.run(_run_batch(scenarios, todo, concurrency, configs, q))
+        asyncio.run(
+            _run_batch(
+                scenarios, todo, concurrency, configs, q, decision_trace_dir=decision_trace_dir
+            )
+        )
     except BaseException as e:  # report, so the parent does not wait forever
         q.put(f"{type(e).__name__}: {e}")
         raise
@@ -127,6 +145,8 @@ async def _run_batch(
     concurrency: int,
     configs: list[str],
     q: Any = None,
+    *,
+    decision_trace_dir: Path | None = None,
 ) -> list[ScenarioTrace]:
     """Run tasks from ``todo`` (a list, or a shared multiprocessing queue) ``concurrency`` at a time."""
     from .harness import HarnessResources, run_scenario
@@ -167,7 +187,9 @@ async def _run_batch(
         while (task := next_task()) is not None:
             idx, cfg = task
             n_gc = len(gc_pauses_ms)
-            trace = await run_scenario(scenarios[idx], cfg, res)
+            trace = await run_scenario(
+                scenarios[idx], cfg, res, decision_trace_dir=decision_trace_dir
+            )
             trace.events.append({"sample": 0, "kind": "gc_pauses_ms",
                                  "values": [round(x, 1) for x in gc_pauses_ms[n_gc:]]})
             # objects of finished sessions move to the frozen generation: no stalls later
