@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Merge reports (e.g. a sweep run beside the main run) into one table and set of plots."""
+    from .eval.html_report import write_html_report
     from .eval.report import (
         markdown_table,
         plot_false_yield_by_label,
@@ -129,6 +130,7 @@ def _report(args: argparse.Namespace) -> int:
     plot_tradeoff(merged, args.out / "tradeoff.png")
     (args.out / "table.md").write_text(markdown_table(merged))
     print_table(merged)
+    print(f"html: {write_html_report(args.out)}")
     return 0
 
 
@@ -136,6 +138,7 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from .eval.html_report import write_html_report
     from .eval.manifest import ManifestError, load_manifest
     from .eval.report import (
         markdown_table,
@@ -202,11 +205,12 @@ def _eval(args: argparse.Namespace) -> int:
                 for t in ts:
                     if t.scenario_id == sid.strip():
                         plot_timeline(t, args.out / "timelines" / f"{cfg}__{t.scenario_id}.png")
+    html_page = write_html_report(args.out)  # after the timelines: it shows them
     print_table(report, console=console)
     errors = {c: sum(1 for t in ts if t.error) for c, ts in traces.items()}
     if any(errors.values()):
         console.print(f"[yellow]scenarios with errors:[/yellow] {json.dumps(errors)}")
-    console.print(f"report: {args.out / 'report.json'}  ({elapsed:.0f} s)")
+    console.print(f"report: {args.out / 'report.json'}, {html_page}  ({elapsed:.0f} s)")
     return 0
 
 

@@ -161,7 +161,8 @@ def plot_trace(
         ax_flags.plot([x], [y_tr], "v", color="black", markersize=5, fillstyle="full" if final
                       else "none")  # fmt: skip
         if final:
-            note = tr.get("text") or f"{tr.get('n_words', '?')} words"
+            n = tr.get("n_words")
+            note = tr.get("text") or f"{n} word{'' if n == 1 else 's'}"
             ax_flags.annotate(f"final: {note}", (x, y_tr), xytext=(3, -9),
                               textcoords="offset points", fontsize=7)  # fmt: skip
     ax_flags.set_xlabel("time (s, microphone sample clock)")
@@ -176,7 +177,7 @@ def plot_trace(
     for k, m in enumerate(markers):
         for ax in (ax_lvl, ax_p, ax_flags):
             ax.axvline(m.t_ms / 1000.0, color="#555555", ls=(0, (1, 2)), lw=1.2,
-                       label=m.label if ax is ax_lvl else None)  # fmt: skip
+                       label="markers (labelled)" if ax is ax_lvl and k == 0 else None)  # fmt: skip
         ax_lvl.annotate(m.label, (m.t_ms / 1000.0, 0), xytext=(2, -10 - 9 * (k % 3)),
                         textcoords="offset points", fontsize=7, color="#555555")  # fmt: skip
 
