@@ -22,6 +22,8 @@ from livekit.agents import AgentSession
 from livekit.agents.voice import io
 
 from .aec import AecFrame
+from .context import DEFAULT_NOTE_TEMPLATE
+from .conversation import ConversationKeeper
 from .decision import (
     Action,
     BargeInController,
@@ -101,6 +103,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         options: BargeInOptions | None = None,
         echo_cancellation: bool = True,
         noise_suppression: bool = True,
+        note_template: str | None = DEFAULT_NOTE_TEMPLATE,
     ) -> None:
         super().__init__()
         self.profile = profile
@@ -109,6 +112,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self.vad = BargeInVAD(self)
         self.stats = BargeInStats()
         self.decisions: deque[Decision] = deque(maxlen=1024)
+        self.conversation = ConversationKeeper(note_template=note_template)
+        """Heard text and unsaid tail of interrupted replies; the next turn's note."""
         self._echo_cancellation = echo_cancellation
         self._noise_suppression = noise_suppression
         self._tap: PlaybackTap | None = None
@@ -153,6 +158,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
     def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
         self._tap = PlaybackTap(out)
         self._tap.on_segment_start = self._on_segment_start
+        self._tap.on_playback_record = self.conversation.on_playback
         return self._tap
 
     def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
@@ -177,21 +183,33 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             self._aec_realigned_at = self._aec_frames
 
     def attach(self, session: AgentSession) -> None:
-        """Hook the session: wrap its audio (unless already wrapped) and follow its events."""
+        """Hook the session: wrap its audio (unless already wrapped) and follow its events.
+
+        Call it before ``session.start()`` (recommended: the greeting's unsaid text is kept too)
+        or right after it. Before start, the audio that RoomIO creates during start is wrapped
+        when the first reply is created, before it plays.
+        """
         self._session = session
+        # the plugin owns the decision, even if the session was built without turn_handling()
+        session.options.interruption["min_words"] = BLOCK_MIN_WORDS
+        session.options.interruption["resume_false_interruption"] = False
+        session.on("speech_created", self._on_speech_created)
+        session.on("user_input_transcribed", self._on_transcribed)
+        session.on("agent_state_changed", lambda _ev: self._wire(session))
+        self.conversation.attach(session)
+        self._wire(session)
+        if (current := session.current_speech) is not None:
+            self._track_speech(current)
+
+    def _wire(self, session: AgentSession) -> None:
+        """Wrap what exists of the session's audio and agent (idempotent, cheap)."""
         if self._tap is None and session.output.audio is not None:
             session.output.audio = self.wrap_output(session.output.audio)
         if self._input is None and session.input.audio is not None:
             session.input.audio = self.wrap_input(session.input.audio)
         elif self._input is not None and self._tap is not None and self._echo_cancellation:
             self._input._tap = self._tap
-        # the plugin owns the decision, even if the session was built without turn_handling()
-        session.options.interruption["min_words"] = BLOCK_MIN_WORDS
-        session.options.interruption["resume_false_interruption"] = False
-        session.on("speech_created", self._on_speech_created)
-        session.on("user_input_transcribed", self._on_transcribed)
-        if (current := session.current_speech) is not None:
-            self._track_speech(current)
+        self.conversation.wrap_current(session)
 
     @property
     def reference_level_db(self) -> float | None:
@@ -291,6 +309,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
     # -- session events -----------------------------------------------------------------------------
 
     def _on_speech_created(self, ev: Any) -> None:
+        if self._session is not None:
+            self._wire(self._session)  # before the reply's LLM call and its first audio
         self._track_speech(ev.speech_handle)
 
     def _track_speech(self, handle: Any) -> None:
@@ -355,6 +375,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
     def _interrupt(self) -> None:
         if self._session is None:
             return
+        self.conversation.mark_interrupt()
         try:
             fut = self._session.interrupt(force=True)
         except Exception:

@@ -43,7 +43,8 @@ class _BargeInSetup(ConfigSetup):
     def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
         return self.bargein.wrap_input(mic)
 
-    def on_session_started(self, session: AgentSession) -> None:
+    def before_session_start(self, session: AgentSession) -> None:
+        # as the README says: before start, so the first reply's unsaid text is kept too
         self.bargein.attach(session)
         if self.decision_trace is not None:
             self.decision_trace.attach(session)  # transcript timing and word counts, no text

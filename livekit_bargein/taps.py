@@ -14,16 +14,34 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from livekit import rtc
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
+from livekit.agents.utils import is_given
 from livekit.agents.voice import io
 
 from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
+from .context import TimedText
 from .log import logger
 from .resample import PolyphaseResampler
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
+
+
+@dataclass(frozen=True)
+class PlaybackRecord:
+    """One finished playback segment (one reply's audio), as the tap saw it."""
+
+    position_s: float
+    """Playback position the sink reported (what reached the speaker)."""
+    interrupted: bool
+    audio_s: float
+    """Audio the tap received for the segment."""
+    spoken: list[TimedText] = field(default_factory=list)
+    """The TTS's text with its timing on the segment's clock (from the frames' userdata)."""
+    synchronized_transcript: str | None = None
 
 
 class PlaybackTap(io.AudioOutput):
@@ -45,6 +63,13 @@ class PlaybackTap(io.AudioOutput):
         self._segment_played = 0
         self._resamplers: dict[int, PolyphaseResampler] = {}  # by microphone rate
         self.on_segment_start: Callable[[], None] | None = None
+        # the TTS's timed text of the segment being captured (for the heard/unsaid split)
+        self._capture_open = False
+        self._capture_samples = 0
+        self._capture_rate_hz = 0
+        self._spoken: list[TimedText] = []
+        self.last_playback: PlaybackRecord | None = None
+        self.on_playback_record: Callable[[PlaybackRecord], None] | None = None
 
     # -- state --------------------------------------------------------------------------------
 
@@ -88,6 +113,7 @@ class PlaybackTap(io.AudioOutput):
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
+        self._note_timed_text(frame)
         data = np.frombuffer(frame.data, dtype=np.int16)
         mono = to_mono_float(data, num_channels=frame.num_channels)
         if self._rate_hz is not None and frame.sample_rate != self._rate_hz:
@@ -102,10 +128,12 @@ class PlaybackTap(io.AudioOutput):
 
     def flush(self) -> None:
         super().flush()
+        self._capture_open = False
         if self.next_in_chain is not None:
             self.next_in_chain.flush()
 
     def clear_buffer(self) -> None:
+        self._capture_open = False
         self._fifo.clear()
         self._fifo_samples = 0
         self._reset_resamplers()
@@ -144,11 +172,37 @@ class PlaybackTap(io.AudioOutput):
         self._started = False
         self._fifo.clear()
         self._fifo_samples = 0
+        rate = self._capture_rate_hz
+        self.last_playback = PlaybackRecord(
+            position_s=playback_position,
+            interrupted=interrupted,
+            audio_s=self._capture_samples / rate if rate else 0.0,
+            spoken=list(self._spoken),
+            synchronized_transcript=synchronized_transcript,
+        )
+        if self.on_playback_record is not None:
+            self.on_playback_record(self.last_playback)
         super().on_playback_finished(
             playback_position=playback_position,
             interrupted=interrupted,
             synchronized_transcript=synchronized_transcript,
         )
+
+    def _note_timed_text(self, frame: rtc.AudioFrame) -> None:
+        if not self._capture_open:  # first frame of a new segment
+            self._capture_open = True
+            self._capture_samples = 0
+            self._spoken = []
+        rate = frame.sample_rate
+        if self._capture_rate_hz and rate != self._capture_rate_hz:
+            self._capture_samples = round(self._capture_samples * rate / self._capture_rate_hz)
+        self._capture_rate_hz = rate
+        for t in frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, ()):
+            # a TTS without timestamps still announces its text with the frame that starts it
+            start = t.start_time if is_given(t.start_time) else self._capture_samples / rate
+            end = t.end_time if is_given(t.end_time) else None
+            self._spoken.append(TimedText(str(t), float(start), end))
+        self._capture_samples += frame.samples_per_channel
 
     # -- reference for the canceller ------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class ConfigSetup(ABC):
     def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
         return out
 
+    def before_session_start(self, session: AgentSession) -> None:  # noqa: B027 - optional hook
+        """Called after the session's audio is wired, right before ``session.start()``."""
+
     def on_session_started(self, session: AgentSession) -> None:  # noqa: B027 - optional hook
         """Called once the session has started (attach event handlers here)."""
 

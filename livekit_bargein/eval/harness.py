@@ -183,7 +183,8 @@ async def _run(
     mic = SimMic()
     stt = OracleSTT()
     llm = ScriptedLLM(replies=[scenario.agent_text])
-    tts = PiperTTS(speaker=res.piper)
+    # streaming with word timestamps, like Cartesia or ElevenLabs
+    tts = PiperTTS(speaker=res.piper, streaming=True)
     config = get_config(config_name)
     setup = config.make(
         HarnessContext(
@@ -225,6 +226,15 @@ async def _run(
     for kind in ("agent_state_changed", "user_state_changed", "agent_false_interruption"):
         session.on(kind, on_event(kind))
 
+    assistant_added_at: list[float] = []
+
+    def on_item_added(ev: Any) -> None:
+        if getattr(ev.item, "role", None) == "assistant":
+            assistant_added_at.append(loop.time())
+
+    session.on("conversation_item_added", on_item_added)
+
+    setup.before_session_start(session)
     await session.start(_EvalAgent(instructions="You are a helpful voice assistant."))
     setup.on_session_started(session)
 
@@ -305,11 +315,15 @@ async def _run(
             if "sample" not in e:
                 e["sample"] = int(e["tick"]) * TICK_SAMPLES
         trace.events.sort(key=lambda e: e["sample"])
-        if speaker.first_segment_cleared_at_loop_time is not None:
-            trace.llm_tokens_after_cancel = llm.tokens_emitted_after(
-                speaker.first_segment_cleared_at_loop_time
-            )
-        trace.context = _context_record(session, scenario, first, words)
+        cleared_at = speaker.first_segment_cleared_at_loop_time
+        if cleared_at is not None:
+            trace.llm_tokens_after_cancel = llm.tokens_emitted_after(cleared_at)
+            first_call = llm.records[0] if llm.records else None
+            if first_call is not None and first_call.cancelled and first_call.closed_at:
+                trace.llm_cancel_after_stop_ms = (first_call.closed_at - cleared_at) * 1000.0
+            if assistant_added_at:
+                trace.context_after_stop_ms = (assistant_added_at[0] - cleared_at) * 1000.0
+        trace.context = _context_record(session, scenario, first, words, llm)
         try:
             await asyncio.wait_for(session.aclose(), timeout=5)
             await asyncio.wait_for(sync.aclose(), timeout=2)
@@ -335,11 +349,13 @@ def _end_tick(
 
 
 def _context_record(
-    session: AgentSession, scenario: Scenario, first: Any, words: list
+    session: AgentSession, scenario: Scenario, first: Any, words: list, llm: ScriptedLLM
 ) -> ContextRecord:
     from ..context import EXTRA_KEY
 
-    rec = ContextRecord(full_reply_text=scenario.agent_text)
+    # the full reply is what the LLM generated: a stream cancelled early generated less
+    generated = llm.records[0].emitted_text if llm.records else ""
+    rec = ContextRecord(full_reply_text=generated or scenario.agent_text)
     if first is not None:
         pos = first.played_samples
         rec.heard_text = " ".join(w.word for w in words if w.start_sample < pos)

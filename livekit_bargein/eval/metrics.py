@@ -226,6 +226,40 @@ def _score_interrupt(trace: ScenarioTrace, scan: _Scan) -> _InterruptScore:
     return _InterruptScore(answer, ttfy_ms, measured, reason, missed)
 
 
+STAGES = ("detect", "stop_audio", "cancel_llm", "tag_context")
+"""Per-stage latencies of an answered interrupt (the seed's budget: ~200 / 50 / 50 / 10 ms)."""
+
+
+def _stages_ms(trace: ScenarioTrace, ir: _InterruptScore) -> dict[str, float | None] | None:
+    """detect: first voiced sample → the speaker is told to stop (pause or clear);
+    stop_audio: that command → the last agent sample played; cancel_llm and tag_context: the
+    reply's audio cleared → its LLM stream closed / its message in the chat context."""
+    if not ir.measured or ir.answer is None:
+        return None
+    voiced = trace.user_voiced_sample
+    if voiced is None:
+        voiced = trace.user_onset_sample
+    assert voiced is not None  # measured implies a voiced sample
+    rate = trace.sample_rate_hz
+    command = next(
+        (
+            int(e["sample"])
+            for e in trace.events
+            if e.get("kind") in ("pause", "clear")
+            and int(e["sample"]) >= voiced - trace.tick_samples
+        ),
+        None,
+    )
+    if command is None or command > ir.answer.start_sample:
+        command = ir.answer.start_sample  # stopped by the reply's end, not by a command
+    return {
+        "detect": max(0, command - voiced) * 1000.0 / rate,
+        "stop_audio": max(0, ir.answer.start_sample - command) * 1000.0 / rate,
+        "cancel_llm": trace.llm_cancel_after_stop_ms,
+        "tag_context": trace.context_after_stop_ms,
+    }
+
+
 def _rel_ms(sample: int | None, t0: int, rate: int) -> float | None:
     return None if sample is None else (sample - t0) * 1000.0 / rate
 
@@ -263,6 +297,7 @@ def score_scenario(trace: ScenarioTrace) -> dict[str, Any]:
         "false_yields": len(false_yields),
         "reply_completed": trace.reply_completed,
         "context_preserved": context_preserved(trace.context) if is_interrupt else None,
+        "stages_ms": _stages_ms(trace, ir) if is_interrupt else None,
         "underrun_ms": scan.underrun_samples * 1000.0 / rate,
         "agent_audio_ms": agent_audio_samples(trace) * 1000.0 / rate,
         "llm_tokens_after_cancel": trace.llm_tokens_after_cancel,
@@ -331,6 +366,17 @@ def compute_metrics(
         "backchannel_resume_rate": _rate([s["reply_completed"] for s in backchannels]),
         "backchannel_pause_rate": _rate([len(s["yields"]) > 0 for s in backchannels]),
         "context_preservation_rate": _rate([bool(s["context_preserved"]) for s in interrupts]),
+        "stage_latency_ms": {
+            stage: percentile_summary(
+                [
+                    v
+                    for s in interrupts
+                    if s.get("stages_ms")
+                    and (v := s["stages_ms"].get(stage)) is not None
+                ]
+            )
+            for stage in STAGES
+        },
         "llm_tokens_after_cancel": {
             "mean": float(np.mean(tokens)) if tokens else None,
             "max": max(tokens) if tokens else None,

@@ -85,6 +85,11 @@ class ScenarioTrace:
     words: list[WordTiming] = field(default_factory=list)
     context: ContextRecord | None = None
     llm_tokens_after_cancel: int = 0
+    llm_cancel_after_stop_ms: float | None = None
+    """The first reply's audio was stopped (clear_buffer) → its LLM stream closed (None: the
+    stream had completed before, or the reply was not stopped)."""
+    context_after_stop_ms: float | None = None
+    """The first reply's audio was stopped → its assistant message entered the chat context."""
     max_tick_lag_ms: float = 0.0
     """Worst lateness of the harness' 10 ms clock against wall time (event-loop distortion)."""
     max_tick_lag_tick: int | None = None
