@@ -25,7 +25,7 @@ EXTRA_KEY = "livekit_bargein"
 (``heard_text``, ``unspoken_tail``, ``full_text``, ``played_ms``, ``heard_from``)."""
 
 DEFAULT_NOTE_TEMPLATE = (
-    "You were interrupted. The user heard you say: \"{heard}\". You had not yet said: \"{tail}\". "
+    "You were interrupted. The user heard you say: \"{heard}\" You had not yet said: \"{tail}\" "
     "Respond to the user's interruption first. Then continue from where you stopped only if it "
     "is still relevant, without repeating what the user already heard."
 )

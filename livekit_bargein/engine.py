@@ -37,6 +37,7 @@ from .features import analyze_window
 from .log import logger
 from .options import BargeInOptions, profile
 from .taps import EchoCancelledInput, PlaybackTap
+from .turn_detector import BargeInTurnDetector
 from .vad import BargeInVAD
 
 BLOCK_MIN_WORDS = 1_000_000
@@ -113,6 +114,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self.stats = BargeInStats()
         self.decisions: deque[Decision] = deque(maxlen=1024)
         self.conversation = ConversationKeeper(note_template=note_template)
+        self._turn_detectors: list[BargeInTurnDetector] = []
         """Heard text and unsaid tail of interrupted replies; the next turn's note."""
         self._echo_cancellation = echo_cancellation
         self._noise_suppression = noise_suppression
@@ -131,8 +133,17 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
 
     # -- configuration ----------------------------------------------------------------------------
 
-    def turn_handling(self, *, turn_detection: Any = "vad", **endpointing: Any) -> dict[str, Any]:
-        """``AgentSession(turn_handling=...)`` that leaves interruption decisions to the plugin."""
+    def turn_handling(
+        self, *, turn_detection: Any = "bargein", **endpointing: Any
+    ) -> dict[str, Any]:
+        """``AgentSession(turn_handling=...)`` that leaves interruption decisions to the plugin.
+
+        ``turn_detection="bargein"`` (default) is :class:`BargeInTurnDetector` without an inner
+        model; pass ``self.turn_detector(inner=MultilingualModel())`` to wrap LiveKit's, or any
+        LiveKit mode (``"vad"``, ``"stt"``) to use that instead.
+        """
+        if turn_detection == "bargein":
+            turn_detection = self.turn_detector()
         th: dict[str, Any] = {
             "turn_detection": turn_detection,
             "interruption": {
@@ -145,6 +156,12 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             th["endpointing"] = endpointing
         return th
 
+    def turn_detector(self, *, inner: Any | None = None) -> BargeInTurnDetector:
+        """A barge-in-aware turn detector that follows this plugin's options."""
+        detector = BargeInTurnDetector(self.options, inner=inner)
+        self._turn_detectors.append(detector)
+        return detector
+
     def update_options(self, *, profile: str | None = None, **changes: Any) -> None:
         """Switch profile and/or change options at runtime (validated; applies to the next window)."""
         base = _profile(profile) if profile is not None else self.options
@@ -152,6 +169,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         if profile is not None:
             self.profile = profile
         self.controller.update_options(self.options)
+        for detector in self._turn_detectors:
+            detector.update_options(self.options)
 
     # -- wiring -----------------------------------------------------------------------------------
 

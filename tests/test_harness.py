@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from livekit_bargein.eval.configs import EvalConfig, register
 from livekit_bargein.eval.harness import HarnessResources, run_scenario
 from livekit_bargein.eval.manifest import load_manifest
 from livekit_bargein.eval.metrics import find_yields, score_scenario
 from livekit_bargein.eval.trace import ScenarioTrace
+from livekit_bargein.eval_configs import _BargeInSetup
 
 AGENT_TEXT = (
     "Sure, I can help you with that reservation. We have tables available at seven and at "
@@ -86,6 +89,7 @@ def test_clear_interrupt_is_yielded_to_by_livekit_default(traces: dict) -> None:
     # LiveKit's default waits min_duration = 0.5 s of speech: the yield cannot come sooner
     assert s["time_to_yield_ms"] >= 450
     assert t.context is not None and t.context.message_interrupted is True
+    assert t.context.unspoken_tail is None  # LiveKit alone keeps no tail
 
 
 def test_echo_only_with_agent_side_aec_is_not_yielded_to(traces: dict) -> None:
@@ -102,6 +106,10 @@ def test_bargein_yields_to_interrupt_during_echo(traces: dict) -> None:
     assert s["measured"] and not s["missed"], (s, [e for e in t.events if "gc" not in e["kind"]])
     assert s["false_yields"] == 0
     assert t.context is not None and t.context.message_interrupted is True
+    # the message says what was heard and keeps the rest; the next LLM call is told
+    assert s["context_preserved"], t.context
+    assert t.context.unspoken_tail and t.context.next_call_note
+    assert t.context.unspoken_tail in t.context.next_call_note
 
 
 def test_bargein_ignores_its_own_echo(traces: dict) -> None:
@@ -117,3 +125,42 @@ def test_trace_accounting_is_consistent(traces: dict) -> None:
         assert t.first_audible_sample is not None
         assert t.words and all(w.end_sample >= w.start_sample for w in t.words)
         assert t.vad_probability, "the session's VAD inferences were recorded"
+
+
+class _ForcedSoftYield(_BargeInSetup):
+    """The plugin's own soft yield, forced at a fixed time, then released (a false alarm)."""
+
+    def on_session_started(self, session: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def hold() -> None:
+            if self.bargein._tap is not None and self.bargein._tap.playing:
+                self.bargein._tap.hold()
+                loop.call_later(0.6, self.bargein._tap.release)
+            else:
+                loop.call_later(0.1, hold)  # not audible yet
+
+        loop.call_later(2.0, hold)
+
+
+def test_false_interruption_leaves_no_trace(manifest: Path, resources: HarnessResources) -> None:
+    register(
+        EvalConfig(
+            "test-forced-soft-yield", "test", lambda ctx: _ForcedSoftYield(ctx, "speakerphone")
+        )
+    )
+    scenario = {s.id: s for s in load_manifest(manifest)}["echo"]
+    t = asyncio.run(run_scenario(scenario, "test-forced-soft-yield", resources))
+    assert t.error is None
+    ys = find_yields(t)
+    assert [y.kind for y in ys] == ["resumed"]
+    assert ys[0].end_sample is not None and ys[0].end_sample - ys[0].start_sample >= 500 * 16
+    # every sample of the reply played exactly once: nothing repeated, nothing skipped
+    assert t.reply_completed
+    assert sum(t.played_samples) == t.reply_audio_samples
+    assert t.reply_audio_samples >= sum(1 for _ in t.words)  # sanity: a real reply
+    # one complete assistant message, not a fragment
+    assert t.context is not None
+    assert t.context.message_interrupted is False
+    assert t.context.message_text == AGENT_TEXT
+    assert t.context.unspoken_tail is None

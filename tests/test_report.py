@@ -9,6 +9,7 @@ from rich.console import Console
 from livekit_bargein.eval.report import (
     build_report,
     format_label_table,
+    format_stage_table,
     format_table,
     markdown_table,
     plot_false_yield_by_label,
@@ -136,7 +137,8 @@ def test_tables_name_configs_and_labels() -> None:
     assert format_label_table(report).row_count == 3
     md = markdown_table(report)
     assert "| baseline |" in md and "| bargein |" in md and "| noise |" in md
-    assert md.count("\n|---") == 2
+    assert md.count("\n|---") == 3  # summary, labels, interrupt stages
+    assert format_stage_table(report).row_count == 2
 
 
 def test_plots_are_written(tmp_path: Path) -> None:

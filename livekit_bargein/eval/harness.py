@@ -159,11 +159,16 @@ async def run_scenario(
     resources: HarnessResources,
     *,
     decision_trace_dir: Path | None = None,
+    llm: ScriptedLLM | None = None,
 ) -> ScenarioTrace:
-    """Run one scenario under one configuration and return what happened, tick by tick."""
+    """Run one scenario under one configuration and return what happened, tick by tick.
+
+    ``llm`` replaces the default script (the scenario's ``agent_text``, then a stock reply), e.g.
+    to answer the caller's interruption; its first reply must be the scenario's ``agent_text``.
+    """
     trace = ScenarioTrace(scenario_id=scenario.id, label=scenario.label, config=config_name)
     try:
-        await _run(scenario, config_name, resources, trace, decision_trace_dir)
+        await _run(scenario, config_name, resources, trace, decision_trace_dir, llm)
     except Exception as e:  # a failed scenario is reported, not fatal to the run
         logger.exception("scenario failed", extra={"scenario": scenario.id, "config": config_name})
         trace.error = f"{type(e).__name__}: {e}"
@@ -176,13 +181,14 @@ async def _run(
     res: HarnessResources,
     trace: ScenarioTrace,
     decision_trace_dir: Path | None = None,
+    scripted_llm: ScriptedLLM | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     path = AcousticPath(scenario, sample_rate_hz=SIM_RATE_HZ)
     speaker = SimSpeaker(sample_rate_hz=SIM_RATE_HZ)
     mic = SimMic()
     stt = OracleSTT()
-    llm = ScriptedLLM(replies=[scenario.agent_text])
+    llm = scripted_llm if scripted_llm is not None else ScriptedLLM(replies=[scenario.agent_text])
     # streaming with word timestamps, like Cartesia or ElevenLabs
     tts = PiperTTS(speaker=res.piper, streaming=True)
     config = get_config(config_name)
@@ -367,4 +373,11 @@ def _context_record(
             tail = extra.get("unspoken_tail")
             rec.unspoken_tail = tail if isinstance(tail, str) else None
             break
+    # what the LLM's next call saw right after the first reply: a note about the interruption?
+    if len(llm.records) > 1:
+        items = [i for i in llm.records[1].chat_ctx.items if getattr(i, "type", None) == "message"]
+        for prev, item in zip(items, items[1:]):
+            if prev.role == "assistant" and item.role in ("system", "developer"):
+                rec.next_call_note = item.text_content
+                break
     return rec

@@ -105,6 +105,34 @@ def _label_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+_STAGE_TITLES = {
+    "detect": "detect",
+    "stop_audio": "stop audio",
+    "cancel_llm": "cancel LLM",
+    "tag_context": "tag context",
+}
+
+
+def _stage_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per-stage latency p50 / p95 (ms, n) and LLM tokens after the stop, per config."""
+    header = ["config", *(f"{t} p50/p95 ms (n)" for t in _STAGE_TITLES.values()),
+              "LLM tokens after stop (mean/max)"]
+    rows = []
+    for name, cfg in report["configs"].items():
+        m = cfg["metrics"]
+        stages = m.get("stage_latency_ms") or {}
+        cells = []
+        for key in _STAGE_TITLES:
+            st = stages.get(key) or {}
+            digits = 1 if key == "tag_context" else 0
+            cells.append(
+                f"{_num(st.get('p50'), digits)} / {_num(st.get('p95'), digits)} ({st.get('n', 0)})"
+            )
+        tok = m.get("llm_tokens_after_cancel") or {}
+        rows.append([name, *cells, f"{_num(tok.get('mean'), 1)} / {_num(tok.get('max'))}"])
+    return header, rows
+
+
 def _rich(title: str, header: list[str], rows: list[list[str]]) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for i, col in enumerate(header):
@@ -125,10 +153,16 @@ def format_label_table(report: dict[str, Any]) -> Table:
     return _rich("false yield rate % by label", *_label_rows(report))
 
 
+def format_stage_table(report: dict[str, Any]) -> Table:
+    """Per-stage interrupt latency and LLM tokens after the stop, per config."""
+    return _rich("interrupt stages", *_stage_rows(report))
+
+
 def print_table(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     console.print(format_table(report))
     console.print(format_label_table(report))
+    console.print(format_stage_table(report))
 
 
 def _md(header: list[str], rows: list[list[str]]) -> str:
@@ -144,6 +178,10 @@ def markdown_table(report: dict[str, Any]) -> str:
         _md(*_summary_rows(report))
         + "\n\nFalse yield rate (%) by label:\n\n"
         + _md(*_label_rows(report))
+        + "\n\nInterrupt stages (detect: first voiced sample → stop command; stop audio: → last "
+        "sample played; cancel LLM and tag context: audio cleared → LLM stream closed / message "
+        "in the chat context):\n\n"
+        + _md(*_stage_rows(report))
         + "\n"
     )
 

@@ -56,6 +56,8 @@ class ContextRecord:
     """Tail preserved in ``ChatMessage.extra`` (see ``livekit_bargein.context.EXTRA_KEY``)."""
     heard_text: str | None = None
     """Ground truth: words whose audio had started playing when the reply stopped."""
+    next_call_note: str | None = None
+    """System note right after the first reply in the LLM's next call (None: none)."""
 
 
 @dataclass
