@@ -7,6 +7,7 @@ from livekit.agents import AgentSession
 
 from livekit_bargein import PROFILES, BargeIn, BargeInOptions, Observation
 from livekit_bargein.engine import BLOCK_MIN_WORDS
+from livekit_bargein.turn_detector import BargeInTurnDetector
 
 _WINDOW_MS = 32.0
 
@@ -32,8 +33,11 @@ def _windows_to_onset(engine: BargeIn) -> int | None:
 
 
 def test_turn_handling_blocks_livekit_interruptions() -> None:
-    th = BargeIn().turn_handling()
-    assert th["turn_detection"] == "vad"
+    engine = BargeIn()
+    th = engine.turn_handling()
+    assert isinstance(th["turn_detection"], BargeInTurnDetector)
+    engine.update_options(profile="telephony")  # the detector follows the plugin's options
+    assert th["turn_detection"]._options is engine.options
     assert th["interruption"] == {
         "mode": "vad",
         "min_words": BLOCK_MIN_WORDS,
@@ -58,7 +62,7 @@ async def test_agent_session_accepts_turn_handling() -> None:
     assert opts.interruption["min_words"] == BLOCK_MIN_WORDS
     assert opts.interruption["resume_false_interruption"] is False
     assert opts.interruption["mode"] == "vad"
-    assert opts.turn_handling["turn_detection"] == "vad"
+    assert isinstance(opts.turn_handling["turn_detection"], BargeInTurnDetector)
     assert opts.endpointing["min_delay"] == pytest.approx(0.4)
 
 
