@@ -161,11 +161,13 @@ def build_session(
     llm: lk_llm.LLM | None = None,
     tts: lk_tts.TTS | None = None,
 ) -> AgentSession:
-    """The worker's session factory (tests drive it offline with scripted services).
+    """The worker's session factory, plugin attached (tests drive it offline).
 
-    Without ``stt``/``llm``/``tts``, OpenAI's are used (they read ``OPENAI_API_KEY``).
+    Without ``stt``/``llm``/``tts``, OpenAI's are used (they read ``OPENAI_API_KEY``). The plugin is
+    attached before ``session.start``: the audio RoomIO creates during start is wrapped when the
+    first reply is created, so even a greeting from ``on_enter`` has its echo reference.
     """
-    return AgentSession(
+    session = AgentSession(
         vad=bargein.vad,
         stt=stt if stt is not None else openai.STT(),
         llm=llm if llm is not None else openai.LLM(model="gpt-4o-mini"),
@@ -173,32 +175,27 @@ def build_session(
         turn_handling=bargein.turn_handling(),
         aec_warmup_duration=None,  # echo is the plugin's business: no 3 s deaf window
     )
+    bargein.attach(session)
+    return session
 
 
-def after_start(
+def start_playground_view(
     session: AgentSession,
     bargein: BargeIn,
     local_participant: rtc.LocalParticipant | None,
 ) -> PlaygroundPublisher | None:
-    """Once the session runs: attach the plugin, start the playground view (in a room), greet.
-
-    ``attach`` wraps the session's audio output, so the first reply must be created after it: a
-    reply already playing out when it runs (say, a greeting from ``Agent.on_enter``) would bypass
-    the playback tap, and the echo canceller would have no reference for it.
-    """
-    bargein.attach(session)
-    publisher = (
-        None
-        if local_participant is None
-        else PlaygroundPublisher(bargein, local_participant, session=session)
-    )
-    session.generate_reply(instructions=GREETING)
-    return publisher
+    """Publish the barge-in state and decisions through the agent's participant (None: no room)."""
+    if local_participant is None:
+        return None
+    return PlaygroundPublisher(bargein, local_participant, session=session)
 
 
 class VoiceAgent(Agent):
     def __init__(self) -> None:
         super().__init__(instructions=INSTRUCTIONS)
+
+    async def on_enter(self) -> None:
+        self.session.generate_reply(instructions=GREETING)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -229,7 +226,8 @@ async def entrypoint(ctx: JobContext) -> None:
         room=ctx.room,
         room_options=room_options(noise_cancellation=nc, participant_identity=participant.identity),
     )
-    publisher = after_start(session, bargein, None if console else ctx.room.local_participant)
+    room_participant = None if console else ctx.room.local_participant
+    publisher = start_playground_view(session, bargein, room_participant)
     if publisher is not None:
         ctx.add_shutdown_callback(publisher.aclose)
 

@@ -24,10 +24,8 @@ async def entrypoint(ctx: JobContext) -> None:
         turn_handling=bargein.turn_handling(),  # barge-in: the plugin owns interruptions
         aec_warmup_duration=None,  # barge-in: no 3 s deaf window, echo is handled
     )
+    bargein.attach(session)  # barge-in: before start; wraps the session's audio once RoomIO made it
     await session.start(Agent(instructions="You are a concise, friendly assistant."), room=ctx.room)
-    bargein.attach(session)  # barge-in: taps the session's audio in and out
-    # Greet after attach(), not from Agent.on_enter: a reply already playing when attach() runs
-    # bypasses the playback tap, so the echo canceller has no reference for it.
     session.generate_reply(instructions="Greet the user and offer your help.")
 
 

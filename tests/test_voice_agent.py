@@ -155,9 +155,9 @@ async def test_factory_defaults_to_openai_and_blocks_livekit_interruptions(
 
 
 class WorkerSetup(ConfigSetup):
-    """The worker's wiring in the harness: its BargeIn, its session factory and its post-start
-    step (attach, playground view to a stand-in participant, greeting). Nothing is wrapped before
-    the session starts: as in a room, ``attach`` wraps the session's I/O afterwards."""
+    """The worker's wiring in the harness: its BargeIn, its session factory (which attaches the
+    plugin), its agent and its playground view, to a stand-in participant. Nothing is wrapped here:
+    as with RoomIO, the plugin wraps the session's audio itself."""
 
     def __init__(self, voice_agent: ModuleType) -> None:
         self.voice_agent = voice_agent
@@ -187,7 +187,9 @@ class WorkerSetup(ConfigSetup):
         return out
 
     def on_session_started(self, session: AgentSession) -> None:
-        self.publisher = self.voice_agent.after_start(session, self.bargein, self.participant)
+        self.publisher = self.voice_agent.start_playground_view(
+            session, self.bargein, self.participant
+        )
 
     def trace_events(self) -> list[dict[str, Any]]:
         return [
@@ -233,8 +235,7 @@ def test_worker_session_yields_to_an_interrupt_offline(
         return setups[-1]
 
     register(EvalConfig(name="worker", description="agents/voice_agent.py's session", make=make))
-    # run_scenario builds its AgentSession and its agent itself (an agent that speaks from
-    # on_enter, before any post-start wiring): use the worker's factory and agent instead
+    # run_scenario builds its AgentSession and its agent itself: use the worker's instead
     monkeypatch.setattr(harness, "AgentSession", lambda **kw: setups[-1].build_session(**kw))
     monkeypatch.setattr(harness, "_EvalAgent", lambda **_kw: voice_agent.VoiceAgent())
 
