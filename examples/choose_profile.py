@@ -79,9 +79,14 @@ def measure(manifest: Path, configs: list[str], scenario_ids: list[str]) -> list
             yielded = f"yielded after {ttfy:.0f} ms" if ttfy is not None else ""
             if s["label"] == "interrupt" and s["missed"]:
                 yielded = "MISSED the interruption"
+            false = [y for y in s["yields"] if y["false"]]
+            first_false = (
+                f" (first at {false[0]['start_ms']:.0f} ms, {false[0]['kind']})" if false else ""
+            )
             out.append(
                 f"{config:<28} {s['id']:<16} {s['label']:<12} {yielded:<22} "
-                f"false yields: {s['false_yields']}  reply completed: {s['reply_completed']}"
+                f"false yields: {s['false_yields']}{first_false}  "
+                f"reply completed: {s['reply_completed']}"
             )
     return out
 
