@@ -219,17 +219,21 @@ async def entrypoint(ctx: JobContext) -> None:
             ),
         },
     )
+    if _nc is None and noise_cancellation_enabled() and not console:
+        logger.warning("noise cancellation requested but livekit-plugins-noise-cancellation failed")
     bargein = BargeIn(profile=profile)
     session = build_session(bargein)
+    # before start: the greeting's decisions are published too
+    publisher = start_playground_view(
+        session, bargein, None if console else ctx.room.local_participant
+    )
+    if publisher is not None:
+        ctx.add_shutdown_callback(publisher.aclose)
     await session.start(
         VoiceAgent(),
         room=ctx.room,
         room_options=room_options(noise_cancellation=nc, participant_identity=participant.identity),
     )
-    room_participant = None if console else ctx.room.local_participant
-    publisher = start_playground_view(session, bargein, room_participant)
-    if publisher is not None:
-        ctx.add_shutdown_callback(publisher.aclose)
 
 
 if __name__ == "__main__":

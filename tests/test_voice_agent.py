@@ -186,7 +186,8 @@ class WorkerSetup(ConfigSetup):
     def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
         return out
 
-    def on_session_started(self, session: AgentSession) -> None:
+    def before_session_start(self, session: AgentSession) -> None:
+        # as the entrypoint: the playground view starts before the session
         self.publisher = self.voice_agent.start_playground_view(
             session, self.bargein, self.participant
         )
