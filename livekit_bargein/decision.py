@@ -28,6 +28,7 @@ Evidence, and why each piece:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -98,6 +99,14 @@ _BLOCKED = 1.01  # a threshold no probability reaches
 _WORD_RE = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
 
 
+def own_words_share(words: Sequence[str], agent_words: Sequence[str]) -> float:
+    """Share of ``words`` that the agent itself just said (0 when it said nothing)."""
+    if not words or not agent_words:
+        return 0.0
+    said = set(agent_words)
+    return sum(1 for w in words if w in said) / len(words)
+
+
 def words_of(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
@@ -127,6 +136,7 @@ class BargeInController:
         self._reply_active = False
         self._event: _Event | None = None
         self._pending: list[tuple[float, Action, str]] = []  # actions raised between windows
+        self._held_back_ms: float | None = None  # last speech-like window the echo gate blocked
         self.yields = 0
         self.resumes = 0
         self.interrupts = 0
@@ -142,6 +152,7 @@ class BargeInController:
             return
         self._reply_active = active
         self._event = None
+        self._held_back_ms = None
         self.state = ControllerState.SPEAKING if active else ControllerState.LISTENING
 
     def reset_speech(self) -> None:
@@ -151,12 +162,38 @@ class BargeInController:
         self._speech_ms = 0.0
         self._silence_ms = 0.0
 
-    def on_transcript(self, text: str, *, is_final: bool, t_ms: float) -> Decision | None:
-        """An interim or final transcript of the caller's current utterance."""
+    def on_transcript(
+        self,
+        text: str,
+        *,
+        is_final: bool,
+        t_ms: float,
+        agent_words: Sequence[str] = (),
+    ) -> Decision | None:
+        """An interim or final transcript of the caller's current utterance.
+
+        ``agent_words``: what the agent played in the last seconds; a transcript made mostly of
+        them is the agent's own echo, transcribed, and confirms nothing.
+        """
+        o = self.options
+        words = words_of(text)
+        if words and own_words_share(words, agent_words) >= o.own_words_share:
+            return None
         ev = self._event
+        if ev is None and self.state is ControllerState.SPEAKING:
+            content = [w for w in words if w not in o.backchannel_words]
+            if (
+                o.blocked_speech_words > 0
+                and len(content) >= o.blocked_speech_words
+                and self._held_back_ms is not None
+                and t_ms - self._held_back_ms <= o.blocked_speech_window_ms
+            ):
+                # speech the echo gate held back, and the STT heard words in it: the caller
+                return self._interrupt(t_ms, f"words after held-back speech: {len(content)}")
+            return None
         if ev is None or self.state is not ControllerState.SOFT_YIELD:
             return None  # words without an acoustic onset: background or echo, not the caller
-        ev.words = words_of(text)
+        ev.words = words
         ev.final = ev.final or is_final
         if self._confirming_words(ev) >= self.options.confirm_words:
             return self._interrupt(t_ms, f"words: {' '.join(ev.words[:6])!r}")
@@ -175,6 +212,13 @@ class BargeInController:
         gate_ok, gate_reason = self._level_gate(obs.level_db)
         is_speech = obs.speech_prob >= thr and gate_ok
         is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
+        if (
+            not is_speech
+            and gate_ok
+            and obs.speech_prob >= o.activation_threshold
+            and self.state is ControllerState.SPEAKING
+        ):
+            self._held_back_ms = obs.t_ms  # speech-like, but under the raised threshold
 
         # -- caller speech hysteresis (VAD events) --
         started = ended = False

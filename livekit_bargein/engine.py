@@ -353,7 +353,10 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
     def _on_transcribed(self, ev: Any) -> None:
         text = getattr(ev, "transcript", "") or ""
         is_final = bool(getattr(ev, "is_final", False))
-        d = self.controller.on_transcript(text, is_final=is_final, t_ms=self._last_t_ms)
+        agent_words = words_of(self._tap.recent_spoken_text()) if self._tap is not None else []
+        d = self.controller.on_transcript(
+            text, is_final=is_final, t_ms=self._last_t_ms, agent_words=agent_words
+        )
         if d is not None:
             self._apply(d)
         elif (

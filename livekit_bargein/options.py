@@ -40,6 +40,16 @@ class BargeInOptions:
     """Sustained speech-like sound that confirms an interruption without any transcript."""
     confirm_words: int = 1
     """Transcript words outside the backchannel lexicon that confirm an interruption."""
+    blocked_speech_words: int = 2
+    """Words (outside the backchannel lexicon, and not the agent's own) that interrupt without a
+    soft yield when the echo gate held back speech-like sound in the last
+    ``blocked_speech_window_ms`` (the canceller left too little of the caller to pass the raised
+    threshold, but the STT heard them). 0 turns this path off."""
+    blocked_speech_window_ms: float = 1500.0
+    """How recent the held-back speech must be for ``blocked_speech_words``."""
+    own_words_share: float = 0.6
+    """A transcript with at least this share of words from what the agent just played is its
+    own echo, transcribed: it never confirms anything."""
     resume_after_ms: float = 450.0
     """Quiet after an unconfirmed onset before the agent resumes. Default 450 ms."""
     max_soft_yield_ms: float = 2500.0
@@ -75,6 +85,10 @@ class BargeInOptions:
                 raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)}")
         if self.confirm_words < 1:
             raise ValueError("confirm_words must be >= 1")
+        if self.blocked_speech_words < 0:
+            raise ValueError("blocked_speech_words must be >= 0")
+        if not 0.0 < self.own_words_share <= 1.0:
+            raise ValueError(f"own_words_share must be within (0, 1], got {self.own_words_share}")
 
     def updated(self, **changes: Any) -> BargeInOptions:
         """A copy with ``changes`` applied (validated); unknown names raise TypeError."""

@@ -91,6 +91,16 @@ class PlaybackTap(io.AudioOutput):
         """Reference seconds of the current segment consumed so far (the tap's playhead)."""
         return self._segment_played / self._rate_hz if self._rate_hz else 0.0
 
+    def recent_spoken_text(self, window_s: float = 8.0) -> str:
+        """Text of the current segment that started playing in the last ``window_s`` (or is
+        about to): what an echo of the agent could contain right now."""
+        played = self.segment_played_s
+        return "".join(
+            t.text
+            for t in self._spoken
+            if t.start_s is not None and played - window_s <= t.start_s <= played + 0.5
+        )
+
     # -- soft yield ---------------------------------------------------------------------------
 
     def hold(self) -> None:

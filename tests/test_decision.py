@@ -6,7 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from livekit_bargein.decision import Action, BargeInController, ControllerState, Observation
+from livekit_bargein.decision import (
+    Action,
+    BargeInController,
+    ControllerState,
+    Observation,
+    own_words_share,
+    words_of,
+)
 from livekit_bargein.features import FrameFeatures
 from livekit_bargein.options import BargeInOptions
 
@@ -200,3 +207,54 @@ def test_options_validation() -> None:
         BargeInOptions(onset_ms=-1.0)
     with pytest.raises(TypeError):
         BargeInOptions().updated(onset=3)  # type: ignore[call-arg]
+
+
+def _held_back_then(ctrl: BargeInController, t_ms: float) -> None:
+    """A speech-like window the echo gate blocks (probability over 0.5, residual too close)."""
+    for i in range(20):  # a quiet line first: the noise floor is known
+        ctrl.observe(
+            Observation(t_ms=t_ms - 700 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                        level_db=-70.0, agent_audible=True, residual_echo_db=-75.0)
+        )
+    ctrl.observe(
+        Observation(
+            t_ms=t_ms, window_ms=32.0, speech_prob=0.8, level_db=-40.0, agent_audible=True,
+            residual_echo_db=-41.0,
+        )
+    )
+
+
+def test_words_after_held_back_speech_interrupt_without_a_soft_yield() -> None:
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    _held_back_then(ctrl, 1000.0)
+    assert ctrl.state is ControllerState.SPEAKING  # no soft yield: the gate held it back
+    assert ctrl.on_transcript("wait", is_final=False, t_ms=1300.0) is None  # one word: not yet
+    assert ctrl.on_transcript("uh-huh okay", is_final=False, t_ms=1350.0) is None  # backchannel
+    d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+    assert d is not None and d.action is Action.INTERRUPT
+
+
+def test_words_without_held_back_speech_or_too_late_do_not_interrupt() -> None:
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    assert ctrl.on_transcript("wait which store", is_final=False, t_ms=500.0) is None
+    _held_back_then(ctrl, 1000.0)
+    assert ctrl.on_transcript("wait which store", is_final=False, t_ms=2600.0) is None  # > 1.5 s
+    off = BargeInController(BargeInOptions(blocked_speech_words=0))
+    off.set_reply_active(True, t_ms=0.0)
+    _held_back_then(off, 1000.0)
+    assert off.on_transcript("wait which store", is_final=False, t_ms=1200.0) is None
+
+
+def test_the_agents_own_words_transcribed_confirm_nothing() -> None:
+    agent = words_of("Your room at the harbor hotel is confirmed for three nights")
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    _held_back_then(ctrl, 1000.0)
+    assert ctrl.on_transcript(
+        "harbor hotel is confirmed", is_final=False, t_ms=1200.0, agent_words=agent
+    ) is None
+    assert own_words_share(words_of("wait which hotel"), agent) == pytest.approx(1 / 3)
+    d = ctrl.on_transcript("wait which hotel", is_final=False, t_ms=1250.0, agent_words=agent)
+    assert d is not None and d.action is Action.INTERRUPT

@@ -174,6 +174,41 @@ async def test_hold_release_exact_sample() -> None:
     np.testing.assert_array_equal(after, expected[800:960])
 
 
+async def test_timed_text_is_recorded_per_segment_and_reported_on_finish() -> None:
+    from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
+    from livekit.agents.voice.io import TimedString
+
+    rate_hz = 16_000
+    sink = RecordingSink(sample_rate_hz=rate_hz)
+    tap = PlaybackTap(sink)
+    records = []
+    tap.on_playback_record = records.append
+    frames = _frames(_sine(300, rate_hz=rate_hz, duration_s=2.0), rate_hz=rate_hz, frame_ms=20)
+    # word timestamps on the first frame; a sentence without a start time on frame 50 (1.0 s)
+    frames[0].userdata[USERDATA_TIMED_TRANSCRIPT] = [
+        TimedString("Hello ", start_time=0.0, end_time=0.3),
+        TimedString("there. ", start_time=0.35, end_time=0.8),
+    ]
+    frames[50].userdata[USERDATA_TIMED_TRANSCRIPT] = [TimedString("How are you? ")]
+    for f in frames:
+        await tap.capture_frame(f)
+    for _ in range(40):  # 0.4 s of playout on the mic clock
+        tap.read_reference(160, rate_hz)
+    # played or about to play (0.5 s ahead): "How" starts at 1.0 s
+    assert tap.recent_spoken_text(window_s=8.0) == "Hello there. "
+    assert tap.recent_spoken_text(window_s=0.01) == ""  # both words started before 0.39 s
+    tap.clear_buffer()  # the sink reports the interrupted playback
+    assert len(records) == 1 and records[0] is tap.last_playback
+    rec = records[0]
+    assert rec.interrupted and rec.audio_s == pytest.approx(2.0)
+    assert [(t.text, t.start_s) for t in rec.spoken] == [
+        ("Hello ", 0.0), ("there. ", 0.35), ("How are you? ", pytest.approx(1.0)),
+    ]
+    # the next segment's text starts afresh
+    await _play(tap, _sine(300, rate_hz=rate_hz, duration_s=0.1), rate_hz=rate_hz)
+    assert tap._spoken == []
+
+
 async def test_hold_and_release_are_idempotent() -> None:
     sink = RecordingSink()
     tap = PlaybackTap(sink)
