@@ -101,6 +101,11 @@ class EchoCanceller:
             to count as double talk.
         far_end_gate_dbfs: aligned reference envelope level above which the far end counts as
             active.
+        wait_for_echo: give AEC3 the reference only once an echo path is found (a confirmed
+            bulk delay). AEC3 that has not converged suppresses a caller talking over the far
+            end by 60-90 dB when there is no echo at all, and for seconds when there is; until
+            the echo is found the barge-in engine's own echo gates (residual margin, level
+            learning) stand in. Needs ``max_delay_ms > 0``.
     """
 
     def __init__(
@@ -115,6 +120,7 @@ class EchoCanceller:
         align_above_ms: float = 350.0,
         double_talk_margin_db: float = 6.0,
         far_end_gate_dbfs: float = -60.0,
+        wait_for_echo: bool = True,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
@@ -134,6 +140,7 @@ class EchoCanceller:
         self.align_above_ms = float(align_above_ms)
         self.double_talk_margin_db = float(double_talk_margin_db)
         self.far_end_gate_dbfs = float(far_end_gate_dbfs)
+        self.wait_for_echo = wait_for_echo
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -237,7 +244,10 @@ class EchoCanceller:
             # With no echo path AEC3 never converges and its suppressor then eats the start of
             # near-end speech whenever the far end plays: while no echo is detected it gets
             # silence as reference (transparent); it re-engages as soon as echo shows up.
-            if self._gain_db >= _ECHO_GATE_DB:
+            echo_found = (
+                self.delay_ms is not None or not self.wait_for_echo or self._estimator is None
+            )
+            if self._gain_db >= _ECHO_GATE_DB and echo_found:
                 self._to_pcm(aligned, self._ref_pcm)
             else:
                 self._ref_pcm.fill(0)
@@ -305,10 +315,14 @@ class EchoCanceller:
             aligned_pow = float(hist[newest - k])
             # ±20 ms around the estimate: the estimate's jitter and the direct-path spread.
             direct = float(hist[newest - k - 2 : newest - k + 3].max())
+            surely_heard = direct
         else:
             # Unknown delay: the echo may come from anywhere AEC3 (or the estimator) can reach.
             aligned_pow = ref_pow
-            direct = float(hist[newest - self._unaligned_window + 1 : newest + 1].max())
+            window = hist[newest - self._unaligned_window + 1 : newest + 1]
+            direct = float(window.max())
+            # ... and only a far end loud at every lag in reach is surely in the mic now
+            surely_heard = float(window.min())
         # The room's reverberation keeps the echo going after the reference stops: decay the
         # envelope by 1 dB per 10 ms (a T60 of 0.6 s) instead of dropping it.
         self._echo_env = max(direct, self._echo_env * _ENV_DECAY)
@@ -336,12 +350,13 @@ class EchoCanceller:
         dt_clean = relevant and self._erle_db >= _CONVERGED_ERLE_DB and removal_db < _DT_REMOVAL_DB
         double_talk = dt_level or dt_clean
 
-        direct_db = _db(direct)
-        if direct_db > self.far_end_gate_dbfs + 20.0 and mic_db <= noise_db + 6.0:
+        heard_db = _db(surely_heard)
+        if heard_db > self.far_end_gate_dbfs + 20.0 and mic_db <= noise_db + 6.0:
             # The far end plays loudly right now (not just its decaying tail) and the mic stays
             # at its floor: the echo path is at most that weak. Without this the gain keeps its
-            # pessimistic start (0 dB) when there is no echo at all.
-            bound = mic_db - direct_db
+            # pessimistic start (0 dB) when there is no echo at all. With the delay unknown,
+            # "right now" means at every lag in reach: an echo still on its way proves nothing.
+            bound = mic_db - heard_db
             if bound < self._gain_db:
                 self._gain_db = max(bound, self._gain_db - 0.25)
         if relevant:

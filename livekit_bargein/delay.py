@@ -219,8 +219,19 @@ class EchoDelayEstimator:
         cur = self._delay_ms
         long_ok = self._confidence >= self.min_confidence
         if cur is None:
-            if long_ok:
+            # The first estimate, too, needs two consecutive blocks that agree: one block of a
+            # caller talking over the agent can peak by chance (seen: 0.63 with no echo at all).
+            # The short average must agree too: the long one carries a chance peak over blocks.
+            agree = short_conf >= self.min_confidence and abs(short_ms - long_ms) <= _SAME_PATH_MS
+            if not (long_ok and agree):
+                self._candidate_ms, self._candidate_hits = None, 0
+                return
+            cand = self._candidate_ms
+            if cand is not None and abs(long_ms - cand) <= _SAME_PATH_MS:
                 self._delay_ms = long_ms
+                self._candidate_ms, self._candidate_hits = None, 0
+            else:
+                self._candidate_ms, self._candidate_hits = long_ms, 1
             return
         # A different delay is proposed by the recent blocks (fast) or, when those are too
         # noisy (very reverberant room), by the long average.

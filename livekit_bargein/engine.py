@@ -171,6 +171,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self.controller.update_options(self.options)
         for detector in self._turn_detectors:
             detector.update_options(self.options)
+        if self._input is not None:
+            self._input.set_wait_for_echo(self.options.aec_wait_for_echo)
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -186,6 +188,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             tap=self._tap if self._echo_cancellation else None,
             noise_suppression=self._noise_suppression,
             on_frame=self.feed_aec_frame,
+            wait_for_echo=self.options.aec_wait_for_echo,
         )
         return self._input
 

@@ -93,10 +93,13 @@ def parse_variant(name: str) -> EvalConfig | None:
         key, eq, value = item.partition("=")
         if not eq:
             raise KeyError(f"bad variant '{name}': expected KNOB=VALUE, got '{item}'")
+        if value.lower() in ("true", "false"):
+            overrides[key] = value.lower() == "true"
+            continue
         try:
             overrides[key] = float(value)
         except ValueError:
-            raise KeyError(f"bad variant '{name}': {key} must be a number") from None
+            raise KeyError(f"bad variant '{name}': {key} must be a number or true/false") from None
     try:  # validate now, not in every scenario
         PROFILES[profile].updated(**overrides)
     except (TypeError, ValueError) as e:

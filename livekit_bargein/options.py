@@ -40,6 +40,10 @@ class BargeInOptions:
     """Sustained speech-like sound that confirms an interruption without any transcript."""
     confirm_words: int = 1
     """Transcript words outside the backchannel lexicon that confirm an interruption."""
+    aec_wait_for_echo: bool = True
+    """The echo canceller gets the played reference only once an echo path is found (see
+    ``EchoCanceller(wait_for_echo=...)``): an unconverged AEC3 erases a caller who talks over the
+    agent's first seconds. False: AEC3 always gets the reference."""
     blocked_speech_words: int = 2
     """Words (outside the backchannel lexicon, and not the agent's own) that interrupt without a
     soft yield when the echo gate held back speech-like sound in the last

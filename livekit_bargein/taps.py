@@ -273,12 +273,14 @@ class EchoCancelledInput(io.AudioInput):
         on_frame: Callable[[AecFrame, float], None] | None = None,
         noise_suppression: bool = True,
         max_delay_ms: float = 1000.0,
+        wait_for_echo: bool = True,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
         self._tap = tap
         self._on_frame = on_frame
         self._noise_suppression = noise_suppression
         self._max_delay_ms = max_delay_ms
+        self._wait_for_echo = wait_for_echo
         self._rate_hz: int | None = None
         self._aec: EchoCanceller | None = None
         self._splitter: FrameSplitter | None = None
@@ -301,8 +303,15 @@ class EchoCancelledInput(io.AudioInput):
             sample_rate_hz=rate_hz,
             noise_suppression=self._noise_suppression,
             max_delay_ms=self._max_delay_ms,
+            wait_for_echo=self._wait_for_echo,
         )
         self._splitter = FrameSplitter(sample_rate_hz=rate_hz)
+
+    def set_wait_for_echo(self, wait: bool) -> None:
+        """See ``EchoCanceller(wait_for_echo=...)``; applies at once."""
+        self._wait_for_echo = wait
+        if self._aec is not None:
+            self._aec.wait_for_echo = wait
 
     async def __anext__(self) -> rtc.AudioFrame:
         while True:

@@ -238,3 +238,31 @@ def test_frame_splitter_carries_remainders() -> None:
     assert splitter.pending_samples == 0
     with pytest.raises(ValueError):
         FrameSplitter(sample_rate_hz=44_123)
+
+
+def test_no_echo_path_leaves_a_caller_over_the_far_end_alone(
+    speech: dict[str, np.ndarray],
+) -> None:
+    """Without an echo, an unconverged AEC3 still suppresses a caller who talks over the far end;
+    waiting for a confirmed echo path before feeding it the reference keeps the caller whole."""
+    n = RATE_HZ * 8
+    far_at, near_at = int(1.35 * RATE_HZ), int(1.6 * RATE_HZ)
+    ref = np.zeros(n, np.float32)
+    ref[far_at:] = speech["far"][: n - far_at]
+    # a microphone's own noise floor (-70 dBFS): digital silence makes both onsets sharp
+    # steps that correlate at their time difference like an echo would
+    mic = (np.random.default_rng(1).standard_normal(n) * 10 ** (-70 / 20)).astype(np.float32)
+    m = min(len(speech["near"]), n - near_at)
+    mic[near_at : near_at + m] += 0.5 * speech["near"][:m]
+    seg = slice(near_at, near_at + int(1.5 * RATE_HZ))
+
+    def kept_db(wait_for_echo: bool) -> float:
+        aec = EchoCanceller(sample_rate_hz=RATE_HZ, wait_for_echo=wait_for_echo)
+        f = RATE_HZ // 100
+        clean = np.concatenate([aec.process(mic[i : i + f], ref[i : i + f]).clean
+                                for i in range(0, n, f)])
+        assert aec.delay_ms is None  # no echo, and no chance peak taken for one
+        return float(10 * np.log10(np.sum(clean[seg] ** 2.0) / np.sum(mic[seg] ** 2.0)))
+
+    assert kept_db(True) > -3.0
+    assert kept_db(False) < -6.0  # what the wait avoids
