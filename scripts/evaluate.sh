@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 OUT=${OUT:-out}
-CONFIGS=${CONFIGS:-bargein,livekit-default,livekit-fast,livekit-aec}
+CONFIGS=${CONFIGS:-bargein,bargein-telephony,bargein-headset,bargein-noisy,livekit-default,livekit-fast,livekit-aec}
 JOBS=${JOBS:-4}
 .venv/bin/livekit-bargein scenarios build "$OUT/scenarios"
 .venv/bin/livekit-bargein eval --manifest "$OUT/scenarios/manifest.jsonl" \
