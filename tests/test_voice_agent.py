@@ -22,7 +22,6 @@ from livekit.plugins import openai
 
 from livekit_bargein import BargeIn
 from livekit_bargein.engine import BLOCK_MIN_WORDS
-from livekit_bargein.eval import harness
 from livekit_bargein.eval.configs import ConfigSetup, EvalConfig, HarnessContext, register
 from livekit_bargein.eval.harness import HarnessResources, run_scenario
 from livekit_bargein.eval.manifest import load_manifest
@@ -180,6 +179,9 @@ class WorkerSetup(ConfigSetup):
             tts=harness_kwargs["tts"],
         )
 
+    def agent(self) -> Any:
+        return self.voice_agent.VoiceAgent()
+
     def wrap_input(self, mic: io.AudioInput) -> io.AudioInput:
         return mic
 
@@ -225,7 +227,6 @@ def test_worker_session_yields_to_an_interrupt_offline(
     voice_agent: ModuleType,
     interrupt_manifest: Path,
     piper_speaker: PiperSpeaker,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from livekit.plugins import silero
 
@@ -236,9 +237,6 @@ def test_worker_session_yields_to_an_interrupt_offline(
         return setups[-1]
 
     register(EvalConfig(name="worker", description="agents/voice_agent.py's session", make=make))
-    # run_scenario builds its AgentSession and its agent itself: use the worker's instead
-    monkeypatch.setattr(harness, "AgentSession", lambda **kw: setups[-1].build_session(**kw))
-    monkeypatch.setattr(harness, "_EvalAgent", lambda **_kw: voice_agent.VoiceAgent())
 
     (scenario,) = load_manifest(interrupt_manifest)
     resources = HarnessResources(silero=silero.VAD.load(), piper=piper_speaker)

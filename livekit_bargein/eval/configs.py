@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from livekit.agents import vad as lk_vad
-from livekit.agents.voice import AgentSession, io
+from livekit.agents.voice import Agent, AgentSession, io
 
 from .speaker import SimSpeaker
 
@@ -57,6 +57,15 @@ class ConfigSetup(ABC):
 
     def wrap_output(self, out: io.AudioOutput) -> io.AudioOutput:
         return out
+
+    def build_session(self, **kwargs: Any) -> AgentSession:
+        """The scenario's session from the harness' arguments (offline STT, LLM, TTS and
+        ``session_kwargs()``); override to build it with an application's own factory."""
+        return AgentSession(**kwargs)
+
+    def agent(self) -> Agent | None:
+        """The agent to start (None: the harness' own, which replies as soon as it enters)."""
+        return None
 
     def before_session_start(self, session: AgentSession) -> None:  # noqa: B027 - optional hook
         """Called after the session's audio is wired, right before ``session.start()``."""
@@ -170,7 +179,9 @@ class ApmAudioInput(io.AudioInput):
 register(
     EvalConfig(
         name="livekit-default",
-        description="LiveKit 1.8.9 defaults: VAD interruption, min_duration 0.5 s, pause/resume 2.0 s",
+        description=(
+            "LiveKit 1.8.9 defaults: VAD interruption, min_duration 0.5 s, pause/resume 2.0 s"
+        ),
         make=lambda ctx: _LiveKitSetup(ctx, min_duration_s=0.5, agent_aec=False),
     )
 )

@@ -1,9 +1,9 @@
 """Runs one labeled scenario through a real ``AgentSession`` in real time, on a 10 ms sample clock.
 
-Each tick: the simulated speaker plays 10 ms of whatever the session sent it; the acoustic path turns
-that (echo) plus the user event and the noise bed into 10 ms of microphone, which goes to the session
-as one frame. Every latency is derived from sample indices, never from wall time; the wall clock only
-paces the ticks (LiveKit's own timers run on it), and the worst lateness is recorded.
+Each tick: the simulated speaker plays 10 ms of whatever the session sent it; the acoustic path
+turns that (echo) plus the user event and the noise bed into 10 ms of microphone, which goes to the
+session as one frame. Every latency is derived from sample indices, never from wall time; the wall
+clock only paces the ticks (LiveKit's own timers run on it), and the worst lateness is recorded.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ async def _run(
     )
     kwargs = setup.session_kwargs()
     kwargs["vad"] = RecordingVAD(kwargs["vad"], trace.vad_probability)
-    session = AgentSession(
+    session = setup.build_session(
         stt=stt,
         llm=llm,
         tts=tts,
@@ -241,7 +241,8 @@ async def _run(
     session.on("conversation_item_added", on_item_added)
 
     setup.before_session_start(session)
-    await session.start(_EvalAgent(instructions="You are a helpful voice assistant."))
+    agent = setup.agent() or _EvalAgent(instructions="You are a helpful voice assistant.")
+    await session.start(agent)
     setup.on_session_started(session)
 
     max_ticks_before_audio = int(_MAX_WAIT_FIRST_AUDIO_S * 1000 / TICK_MS)
@@ -376,7 +377,7 @@ def _context_record(
     # what the LLM's next call saw right after the first reply: a note about the interruption?
     if len(llm.records) > 1:
         items = [i for i in llm.records[1].chat_ctx.items if getattr(i, "type", None) == "message"]
-        for prev, item in zip(items, items[1:]):
+        for prev, item in zip(items, items[1:], strict=False):
             if prev.role == "assistant" and item.role in ("system", "developer"):
                 rec.next_call_note = item.text_content
                 break
