@@ -12,8 +12,8 @@ throttles attribute updates.
 Example:
     bargein = BargeIn(profile="speakerphone")
     ...
-    await session.start(agent, room=ctx.room)
     bargein.attach(session)
+    await session.start(agent, room=ctx.room)
     publisher = PlaygroundPublisher(bargein, ctx.room.local_participant, session=session)
     ctx.add_shutdown_callback(publisher.aclose)
 """
