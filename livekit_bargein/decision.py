@@ -196,10 +196,11 @@ class BargeInController:
         ev.words = words
         ev.final = ev.final or is_final
         if self._confirming_words(ev) >= self.options.confirm_words:
-            return self._interrupt(t_ms, f"words: {' '.join(ev.words[:6])!r}")
+            # counts, never the words: reasons go to logs and the room (personal data)
+            return self._interrupt(t_ms, f"words: {self._confirming_words(ev)} non-backchannel")
         if is_final and ev.quiet_ms > 0:
             # a complete backchannel and the caller has stopped: no reason to keep holding
-            return self._resume(t_ms, f"backchannel: {' '.join(ev.words)!r}")
+            return self._resume(t_ms, f"backchannel: {len(ev.words)} word(s)")
         return None
 
     def observe(self, obs: Observation) -> Decision:
@@ -319,7 +320,7 @@ class BargeInController:
             d = self._interrupt(obs.t_ms, f"sustained speech {ev.speech_ms:.0f}ms")
             return d.action, d.reason
         if ev.quiet_ms >= o.resume_after_ms and self._confirming_words(ev) < o.confirm_words:
-            d = self._resume(obs.t_ms, f"quiet {ev.quiet_ms:.0f}ms, words={ev.words}")
+            d = self._resume(obs.t_ms, f"quiet {ev.quiet_ms:.0f}ms, {len(ev.words)} word(s)")
             return d.action, d.reason
         if held_ms >= o.max_soft_yield_ms and self._confirming_words(ev) < o.confirm_words:
             d = self._resume(obs.t_ms, f"held {held_ms:.0f}ms without confirmation")

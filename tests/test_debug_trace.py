@@ -74,8 +74,8 @@ def test_no_transcript_text_by_default(tmp_path: Path) -> None:
     data = read_trace(path)
     assert [(t["final"], t["n_words"]) for t in data.transcripts] == [(True, 1), (False, 2)]
     assert all("text" not in t for t in data.transcripts)
-    # the controller quotes the words in its reasons: redacted to a count
-    assert data.decisions[-1]["reason"] == "words: <2 words>"
+    # reasons carry counts, never the caller's words
+    assert data.decisions[-1]["reason"] == "words: 2 non-backchannel"
     assert data.header["include_transcripts"] is False
 
 
@@ -88,7 +88,7 @@ def test_transcripts_when_enabled(tmp_path: Path) -> None:
     trace.close()
     data = read_trace(path)
     assert [t["text"] for t in data.transcripts] == ["okay", "wait stop"]
-    assert data.decisions[-1]["reason"] == "words: 'wait stop'"
+    assert data.decisions[-1]["reason"] == "words: 2 non-backchannel"
 
 
 def test_redact_reason_keeps_numbers_drops_words() -> None:
