@@ -186,8 +186,6 @@ class EchoCanceller:
         self._noise_pow: float | None = None
         self._erle_db = 0.0  # nothing removed until measured
         self._erle_updates = 0
-        self.reference_engaged = False
-        """AEC3 got the reference with the last frame (False: transparent, no echo path yet)."""
         self.bad_frames = 0
         """Frames whose mic or reference contained NaN/inf (replaced by zeros)."""
         self.frames = 0
@@ -249,8 +247,7 @@ class EchoCanceller:
             echo_found = (
                 self.delay_ms is not None or not self.wait_for_echo or self._estimator is None
             )
-            self.reference_engaged = self._gain_db >= _ECHO_GATE_DB and echo_found
-            if self.reference_engaged:
+            if self._gain_db >= _ECHO_GATE_DB and echo_found:
                 self._to_pcm(aligned, self._ref_pcm)
             else:
                 self._ref_pcm.fill(0)

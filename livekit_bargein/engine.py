@@ -130,7 +130,6 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._aec_frames = 0
         self._last_pre_delay_ms = 0.0
         self._aec_realigned_at: int | None = None
-        self._aec_engaged = False
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -200,13 +199,10 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._aec_frames += 1
         aec = self._input._aec if self._input is not None else None
         pre_delay = aec.pre_delay_ms if aec is not None else 0.0
-        engaged = aec.reference_engaged if aec is not None else False
-        if pre_delay != self._last_pre_delay_ms or (engaged and not self._aec_engaged):
-            # AEC3 (re-)converges once it gets the reference or after the reference moves:
-            # its estimates lag the leak
+        if pre_delay != self._last_pre_delay_ms:
+            # AEC3 re-converges after the reference moves: its estimates lag the leak
             self._last_pre_delay_ms = pre_delay
             self._aec_realigned_at = self._aec_frames
-        self._aec_engaged = engaged
 
     def attach(self, session: AgentSession) -> None:
         """Hook the session: wrap its audio (unless already wrapped) and follow its events.
