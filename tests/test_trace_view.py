@@ -40,7 +40,7 @@ def test_cli_writes_png_and_page(call_trace: Path, tmp_path: Path) -> None:
     decisions = text.split("class=decisions", 1)[1].split("</table>", 1)[0]
     actions = re.findall(r"<tr><td class=num>[\d.]+</td><td>(\w+)</td>", decisions)
     assert actions == ["soft_yield", "resume", "soft_yield", "interrupt"]
-    assert "words: &lt;2 words&gt;" in text
+    assert "words: 2 non-backchannel" in text  # counts, never the words
     assert "synthetic-01" in text
 
 
