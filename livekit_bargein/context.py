@@ -25,7 +25,7 @@ EXTRA_KEY = "livekit_bargein"
 (``heard_text``, ``unspoken_tail``, ``full_text``, ``played_ms``, ``heard_from``)."""
 
 DEFAULT_NOTE_TEMPLATE = (
-    "You were interrupted. The user heard you say: \"{heard}\" You had not yet said: \"{tail}\" "
+    'You were interrupted. The user heard you say: "{heard}" You had not yet said: "{tail}" '
     "Respond to the user's interruption first. Then continue from where you stopped only if it "
     "is still relevant, without repeating what the user already heard."
 )
@@ -173,7 +173,9 @@ def _matching_index(spoken: list[str], full: list[str], n: int) -> int:
     if spoken[:n] == full[:n]:
         return n  # the common case: the TTS got the text as generated
     k = 0
-    for a, b, size in difflib.SequenceMatcher(a=spoken, b=full, autojunk=False).get_matching_blocks():
+    for a, b, size in difflib.SequenceMatcher(
+        a=spoken, b=full, autojunk=False
+    ).get_matching_blocks():
         if size == 0:
             break
         if a >= n:

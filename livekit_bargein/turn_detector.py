@@ -27,8 +27,24 @@ UNLIKELY = 0.01
 DEFAULT_THRESHOLD = 0.5
 """``unlikely_threshold`` without an inner model."""
 HESITATION_WORDS: frozenset[str] = frozenset(
-    {"wait", "actually", "um", "uh", "uhm", "er", "hmm", "so", "and", "but", "or", "like",
-     "well", "hold", "sorry", "no"}
+    {
+        "wait",
+        "actually",
+        "um",
+        "uh",
+        "uhm",
+        "er",
+        "hmm",
+        "so",
+        "and",
+        "but",
+        "or",
+        "like",
+        "well",
+        "hold",
+        "sorry",
+        "no",
+    }
 )
 
 
@@ -59,7 +75,9 @@ def end_of_turn_probability(
     backchannels = set(backchannel_words)
     if all(w in backchannels for w in words) and not agent_asked:
         return UNLIKELY
-    if after_interrupt and (len(words) < min_words_after_interrupt or words[-1] in HESITATION_WORDS):
+    if after_interrupt and (
+        len(words) < min_words_after_interrupt or words[-1] in HESITATION_WORDS
+    ):
         return UNLIKELY
     return default
 
@@ -104,11 +122,11 @@ class BargeInTurnDetector:
         if self._inner is not None:
             inner_p = await self._inner.predict_end_of_turn(chat_ctx, timeout=timeout)
         after_interrupt = bool(
-            assistant is not None
-            and assistant.interrupted
-            and EXTRA_KEY in (assistant.extra or {})
+            assistant is not None and assistant.interrupted and EXTRA_KEY in (assistant.extra or {})
         )
-        asked = bool(assistant is not None and (assistant.text_content or "").rstrip().endswith("?"))
+        asked = bool(
+            assistant is not None and (assistant.text_content or "").rstrip().endswith("?")
+        )
         return end_of_turn_probability(
             user_text,
             after_interrupt=after_interrupt,

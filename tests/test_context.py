@@ -106,7 +106,10 @@ def test_note_template_and_off_switch() -> None:
     assert interruption_note("cut: {tail}", reply) == f"cut: {reply.unspoken_tail}"
     assert interruption_note(None, reply) is None
     done = interrupted_reply(
-        full_text=FULL, spoken=_words(FULL, start_s=0, step_s=0.1), played_s=99,
-        audio_end_s=None, synchronized_text="",
+        full_text=FULL,
+        spoken=_words(FULL, start_s=0, step_s=0.1),
+        played_s=99,
+        audio_end_s=None,
+        synchronized_text="",
     )
     assert done.unspoken_tail == "" and interruption_note(DEFAULT_NOTE_TEMPLATE, done) is None

@@ -62,7 +62,9 @@ class _Inner:
     async def supports_language(self, language: object) -> bool:
         return False
 
-    async def predict_end_of_turn(self, chat_ctx: llm.ChatContext, *, timeout: float | None = None) -> float:
+    async def predict_end_of_turn(
+        self, chat_ctx: llm.ChatContext, *, timeout: float | None = None
+    ) -> float:
         self.calls += 1
         return self.p
 
@@ -77,7 +79,9 @@ def _ctx(assistant: llm.ChatMessage, *user: str) -> llm.ChatContext:
 
 async def test_detector_reads_the_interruption_from_the_chat_context() -> None:
     cut = llm.ChatMessage(
-        role="assistant", content=["The headphones are"], interrupted=True,
+        role="assistant",
+        content=["The headphones are"],
+        interrupted=True,
         extra={EXTRA_KEY: {"unspoken_tail": "one hundred dollars."}},
     )
     whole = llm.ChatMessage(role="assistant", content=["Anything else?"])
