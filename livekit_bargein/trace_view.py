@@ -6,7 +6,6 @@ Needs matplotlib (the ``eval`` extra); draws on a bare ``Figure`` (Agg): no pypl
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .debug_trace import TraceData, read_trace
+from .html_page import BASE_CSS, esc
 
 LEVEL_FLOOR_DB = -90.0
 """Digital silence (-120 dBFS) and unknown levels are drawn at this level."""
@@ -195,18 +195,11 @@ def plot_trace(
 
 # -- the page --------------------------------------------------------------------------------------
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+_CSS = BASE_CSS + """
 img.timeline { max-width: 100%; height: auto; border: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .warn { color: #a15c00; }
 """
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
+_e = esc
 
 
 def _fmt_s(t_ms: float | None) -> str:

@@ -59,6 +59,24 @@ def _message(text: str) -> llm.ChatMessage:
     return llm.ChatMessage(role="assistant", content=[text], interrupted=True)
 
 
+async def _cut_off_after_the(keeper: ConversationKeeper) -> tuple[_StreamingAgent, llm.ChatMessage]:
+    """REPLY generated, then stopped 0.35 s in (the caller heard "The headphones")."""
+    agent = _StreamingAgent(REPLY)
+    keeper.wrap_agent(agent)
+    await _drain(agent, llm.ChatContext.empty())
+    keeper.on_playback(_playback(0.35))
+    msg = _message("The")
+    keeper._on_item_added(SimpleNamespace(item=msg))
+    return agent, msg
+
+
+def _history(msg: llm.ChatMessage, user_text: str) -> llm.ChatContext:
+    history = llm.ChatContext.empty()
+    history.items.append(msg)
+    history.add_message(role="user", content=user_text)
+    return history
+
+
 async def test_interrupted_message_keeps_heard_text_and_tail() -> None:
     keeper = ConversationKeeper()
     agent = _StreamingAgent(REPLY)
@@ -118,16 +136,8 @@ async def test_complete_messages_are_left_alone() -> None:
 
 async def test_next_llm_call_sees_the_note_and_history_does_not_keep_it() -> None:
     keeper = ConversationKeeper(note_template="CUT OFF. Unsaid: {tail}")
-    agent = _StreamingAgent(REPLY)
-    keeper.wrap_agent(agent)
-    await _drain(agent, llm.ChatContext.empty())
-    keeper.on_playback(_playback(0.35))
-    msg = _message("The")
-    keeper._on_item_added(SimpleNamespace(item=msg))
-
-    history = llm.ChatContext.empty()
-    history.items.append(msg)
-    history.add_message(role="user", content="sorry, what was the price again?")
+    agent, msg = await _cut_off_after_the(keeper)
+    history = _history(msg, "sorry, what was the price again?")
     agent.reply = "One hundred dollars."
     await _drain(agent, history)
     seen = agent.seen[-1]
@@ -141,15 +151,8 @@ async def test_next_llm_call_sees_the_note_and_history_does_not_keep_it() -> Non
 
 async def test_note_can_be_turned_off() -> None:
     keeper = ConversationKeeper(note_template=None)
-    agent = _StreamingAgent(REPLY)
-    keeper.wrap_agent(agent)
-    await _drain(agent, llm.ChatContext.empty())
-    keeper.on_playback(_playback(0.35))
-    msg = _message("The")
-    keeper._on_item_added(SimpleNamespace(item=msg))
-    history = llm.ChatContext.empty()
-    history.items.append(msg)
-    history.add_message(role="user", content="what?")
+    agent, msg = await _cut_off_after_the(keeper)
+    history = _history(msg, "what?")
     await _drain(agent, history)
     assert [i.role for i in agent.seen[-1].items] == ["assistant", "user"]
     assert EXTRA_KEY in msg.extra  # the tail is kept either way

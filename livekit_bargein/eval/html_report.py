@@ -9,7 +9,6 @@ so a metric added to the report needs no change here.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..html_page import BASE_CSS, esc
 from ..log import logger
 
 PLOTS = ("ttfy_cdf.png", "tradeoff.png", "false_yield_by_label.png")
@@ -24,18 +24,11 @@ PLOTS = ("ttfy_cdf.png", "tradeoff.png", "false_yield_by_label.png")
 DECISION_TRACES = "decision_traces"
 SCENARIO_TRACES = "traces"
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+_CSS = BASE_CSS + """
 img.plot { max-width: 100%; height: auto; border: 1px solid #ddd; margin: 0.3em 0; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bad { color: #b00020; }
 """
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
+_e = esc
 
 
 def _href(out_dir: Path, target: Path) -> str:
