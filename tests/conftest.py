@@ -24,6 +24,8 @@ def piper_speaker() -> PiperSpeaker:
 def speech(piper_speaker: PiperSpeaker) -> dict[str, np.ndarray]:
     """~12.7 s of far-end speech and ~4.4 s of near-end speech (+4 semitones), at 16 kHz."""
     return {
-        "far": piper_speaker.synthesize(FAR_TEXT, out_rate_hz=16_000).audio,
-        "near": piper_speaker.synthesize(NEAR_TEXT, out_rate_hz=16_000, pitch_semitones=4).audio,
+        "far": piper_speaker.synthesize(FAR_TEXT, out_rate_hz=16_000, deterministic=True).audio,
+        "near": piper_speaker.synthesize(
+            NEAR_TEXT, out_rate_hz=16_000, pitch_semitones=4, deterministic=True
+        ).audio,
     }

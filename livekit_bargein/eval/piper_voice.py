@@ -60,8 +60,13 @@ class PiperSpeaker:
         length_scale: float = 1.0,
         pitch_semitones: float = 0.0,
         noise_scale: float | None = None,
+        deterministic: bool = False,
     ) -> Synthesis:
-        """Synthesize ``text``; ``pitch_semitones`` shifts pitch keeping the tempo ``length_scale``."""
+        """Synthesize ``text``; ``pitch_semitones`` shifts pitch keeping the tempo ``length_scale``.
+
+        Piper samples its prosody and voice noise at random on every call; ``deterministic``
+        turns both off (the same text always gives the same samples, e.g. for test fixtures).
+        """
         import soxr
         from piper import SynthesisConfig
 
@@ -69,6 +74,8 @@ class PiperSpeaker:
         cfg = SynthesisConfig(length_scale=length_scale * ratio)
         if noise_scale is not None:
             cfg.noise_scale = noise_scale
+        if deterministic:
+            cfg.noise_scale, cfg.noise_w_scale = 0.0, 0.0
         native = self.native_rate_hz
         pieces: list[np.ndarray] = []
         phone_runs: list[tuple[str, int]] = []  # (phoneme, samples at native rate)
