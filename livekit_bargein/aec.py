@@ -49,7 +49,8 @@ class AecFrame:
             aligned reference envelope plus ``echo_path_gain_db``.
         echo_path_gain_db: running estimate of microphone vs aligned reference level, learnt
             on frames where only the far end talks.
-        residual_echo_db: expected echo level left in ``clean``: ``echo_level_db - erle_db``.
+        residual_echo_db: expected echo level left in ``clean``: ``echo_level_db`` minus the
+            lower quartile of the per-frame removal (a frame leaks more in a quarter of cases).
         erle_db: running echo return loss enhancement: median of the per-frame raw mic vs
             clean level difference over far-end single-talk frames.
         far_end_active: the aligned reference envelope is above the activity gate, i.e. echo
@@ -176,15 +177,21 @@ class EchoCanceller:
         self._pre_delay = 0  # samples
         # Reference power per frame, newest at _pow_pos - 1; covers max delay + envelope spread.
         self._unaligned_window = max(max_frames, 50)  # AEC3's own reach when not aligned
-        self._pow_len = max(max_frames, self._unaligned_window) + 8
+        self._pow_len = self._unaligned_window + _BOUND_FRAMES + 8
         self._ref_pow = np.zeros(2 * self._pow_len, np.float64)
         self._pow_pos = 0
+        # Reference energy over the _BOUND_FRAMES frames ending at each history slot, stored
+        # like _ref_pow: the window ending `lag` frames ago is one index away per frame.
+        self._ref_win = np.zeros(2 * self._pow_len, np.float64)
+        self._mic_pow = np.zeros(_BOUND_FRAMES, np.float64)  # ring, for the gain bound
+        self._mic_pos = 0
 
         self._echo_env = 0.0  # reverberation-smeared aligned reference power
         self._gain_db = 0.0  # start pessimistic: echo as loud as the reference
         self._gain_updates = 0
         self._noise_pow: float | None = None
         self._erle_db = 0.0  # nothing removed until measured
+        self._erle_low_db = 0.0  # lower quartile of the removal: what the residual is judged by
         self._erle_updates = 0
         self.bad_frames = 0
         """Frames whose mic or reference contained NaN/inf (replaced by zeros)."""
@@ -311,18 +318,16 @@ class EchoCanceller:
         newest = pos + size  # index of the newest value in the upper copy
         delay_ms = self.delay_ms
         if delay_ms is not None:
-            k = min(int(round(delay_ms / 10.0)), size - 3)
+            k = min(int(round(delay_ms / 10.0)), size - _BOUND_FRAMES - 3)
             aligned_pow = float(hist[newest - k])
             # ±20 ms around the estimate: the estimate's jitter and the direct-path spread.
             direct = float(hist[newest - k - 2 : newest - k + 3].max())
-            surely_heard = direct
+            lags = (max(k - 2, 0), k + 2)
         else:
             # Unknown delay: the echo may come from anywhere AEC3 (or the estimator) can reach.
             aligned_pow = ref_pow
-            window = hist[newest - self._unaligned_window + 1 : newest + 1]
-            direct = float(window.max())
-            # ... and only a far end loud at every lag in reach is surely in the mic now
-            surely_heard = float(window.min())
+            direct = float(hist[newest - self._unaligned_window + 1 : newest + 1].max())
+            lags = (0, self._unaligned_window - 1)
         # The room's reverberation keeps the echo going after the reference stops: decay the
         # envelope by 1 dB per 10 ms (a T60 of 0.6 s) instead of dropping it.
         self._echo_env = max(direct, self._echo_env * _ENV_DECAY)
@@ -350,16 +355,8 @@ class EchoCanceller:
         dt_clean = relevant and self._erle_db >= _CONVERGED_ERLE_DB and removal_db < _DT_REMOVAL_DB
         double_talk = dt_level or dt_clean
 
-        heard_db = _db(surely_heard)
-        if heard_db > self.far_end_gate_dbfs + 20.0 and mic_db <= noise_db + 6.0:
-            # The far end plays loudly right now (not just its decaying tail) and the mic stays
-            # at its floor: the echo path is at most that weak. Without this the gain keeps its
-            # pessimistic start (0 dB) when there is no echo at all. With the delay unknown,
-            # "right now" means at every lag in reach: an echo still on its way proves nothing.
-            bound = mic_db - heard_db
-            if bound < self._gain_db:
-                self._gain_db = max(bound, self._gain_db - 0.25)
-        if relevant:
+        self._bound_gain(hist, newest, lags, mic_pow)
+        if relevant and (delay_ms is not None or self._estimator is None):
             # Echo path gain: a high quantile (80 %) of mic - envelope over echo-only frames,
             # so double talk needs the mic above nearly all echo-only frames. A frame AEC3
             # removes >25 dB from is echo whatever the level cue says (so a louder echo path
@@ -378,6 +375,11 @@ class EchoCanceller:
                 if dt_clean:
                     step *= 0.25
                 self._erle_db += step if removal_db > self._erle_db else -step
+                # AEC3's removal is bimodal: total on most echo-only frames, 10-20 dB at phrase
+                # ends and in reverberant tails. Judged by the median, those frames leak ~30 dB
+                # over the residual estimate; the lower quartile bounds them.
+                up = removal_db > self._erle_low_db
+                self._erle_low_db += step * (1.0 / 3.0) if up else -step
         erle_db = self._erle_db
         echo_db = _db(echo_pow)
         return AecFrame(
@@ -387,13 +389,38 @@ class EchoCanceller:
             clean_level_db=clean_db,
             echo_level_db=echo_db,
             echo_path_gain_db=self._gain_db,
-            residual_echo_db=echo_db - erle_db,
+            residual_echo_db=echo_db - min(erle_db, self._erle_low_db),
             erle_db=erle_db,
             far_end_active=far_active,
             double_talk=double_talk,
             delay_ms=delay_ms,
         )
 
+    def _bound_gain(
+        self, hist: np.ndarray, newest: int, lags: tuple[int, int], mic_pow: float
+    ) -> None:
+        """Pull the echo-path gain down to what the microphone's energy allows.
+
+        Over the last ``_BOUND_FRAMES`` frames the mic holds at least the echo of the reference
+        played one echo delay earlier, so ``gain <= E_mic / E_ref(lag)`` at the true lag. With
+        the lag not known exactly, the weakest reference window over the possible lags gives a
+        bound that holds for all of them. Energy sums over 300 ms, unlike per-frame levels,
+        stay loud through the gaps between words, so a far end that plays into a silent mic
+        drives the gain down within a second. Near-end speech only loosens the bound.
+        """
+        self._mic_pow[self._mic_pos] = mic_pow
+        self._mic_pos = (self._mic_pos + 1) % _BOUND_FRAMES
+        size = self._pow_len
+        pos = newest - size
+        win = self._ref_win
+        win[pos] = win[pos + size] = float(hist[newest - _BOUND_FRAMES + 1 : newest + 1].sum())
+        lo, hi = lags
+        ref_sum = float(win[newest - hi : newest - lo + 1].min())
+        if ref_sum / _BOUND_FRAMES < 10 ** ((self.far_end_gate_dbfs + 20.0) / 10):
+            return  # the far end was not loud at every lag: an echo may still be on its way
+        bound = _db(float(self._mic_pow.sum()) / ref_sum) + _BOUND_MARGIN_DB
+        if bound < self._gain_db:
+            self._gain_db = max(bound, self._gain_db - 1.0)
 
 _ENV_DECAY = 10 ** (-1.0 / 10)  # 1 dB per 10 ms frame
 _NOISE_RISE = 10 ** (0.03 / 10)  # 3 dB per second
@@ -402,6 +429,10 @@ _CONVERGED_ERLE_DB = 25.0
 _ECHO_GATE_DB = -45.0
 """Echo path gain below which no echo is assumed (AEC3 gets a silent reference)."""
 _DT_REMOVAL_DB = 15.0
+_BOUND_FRAMES = 30
+"""Frames (10 ms) of energy the gain bound compares: long enough to span gaps between words."""
+_BOUND_MARGIN_DB = 3.0
+"""Room reverberation carries some echo energy past the window; the bound allows for it."""
 
 
 def to_mono_float(frame_data: np.ndarray, *, num_channels: int) -> np.ndarray:
