@@ -216,10 +216,13 @@ class BargeInController:
         if (
             not is_speech
             and gate_ok
-            and obs.speech_prob >= o.activation_threshold
+            and (obs.speech_prob >= o.activation_threshold or obs.near_end_over_echo)
             and self.state is ControllerState.SPEAKING
         ):
-            self._held_back_ms = obs.t_ms  # speech-like, but under the raised threshold
+            # Speech-like, but under the raised threshold; or the raw mic clearly over the echo
+            # the path explains while AEC3's double-talk suppression garbles the caller so
+            # that Silero scores them low (seen: 0.2-0.4 on a caller at -17 dBFS).
+            self._held_back_ms = obs.t_ms
 
         # -- caller speech hysteresis (VAD events) --
         started = ended = False
@@ -290,6 +293,17 @@ class BargeInController:
         span = o.echo_margin_db - o.echo_block_margin_db
         frac = min(1.0, (margin_db - o.echo_block_margin_db) / span) if span > 0 else 1.0
         return o.playback_threshold_max - frac * (o.playback_threshold_max - o.playback_threshold_min)
+
+    def needs_speech_prob(self, level_db: float) -> bool:
+        """Whether the next window's Silero probability can change anything.
+
+        Under the level gate a window is quiet whatever Silero says, so the caller may skip
+        the model (the largest per-window cost) and pass ``speech_prob=0``. Not while a soft
+        yield weighs its evidence: that averages the probability of every window.
+        """
+        if self.state is ControllerState.SOFT_YIELD:
+            return True
+        return self._level_gate(level_db)[0]
 
     def _level_gate(self, level_db: float) -> tuple[bool, str]:
         o = self.options

@@ -287,6 +287,14 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             ),
         )
 
+    def needs_speech_prob(self, window: np.ndarray) -> bool:
+        """Whether Silero must run on this window (16 kHz); if not, pass ``speech_prob=0``.
+
+        Windows under the call's noise floor (plus ``min_snr_db``) cannot be speech for the
+        controller, whatever Silero says: skipping them changes no decision.
+        """
+        return self.controller.needs_speech_prob(_level_db(window))
+
     def observe_window(
         self, window: np.ndarray, *, speech_prob: float, t_ms: float, window_ms: float
     ) -> Decision:

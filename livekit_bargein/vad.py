@@ -124,7 +124,13 @@ class BargeInVADStream(lk_vad.VADStream):
                 window, buf = buf[:WINDOW_SAMPLES], buf[WINDOW_SAMPLES:]
                 samples += WINDOW_SAMPLES
                 t0 = time.perf_counter()
-                prob = float(self._model(window))
+                # Under the level gate Silero's probability changes nothing: skip the model.
+                # Its recurrent state stays as the last (quiet) window left it; on Piper onsets
+                # that ramps up like continuous processing, where a reset lags a window or two.
+                if self._engine.needs_speech_prob(window):
+                    prob = float(self._model(window))
+                else:
+                    prob = 0.0
                 decision = self._engine.observe_window(
                     window,
                     speech_prob=prob,

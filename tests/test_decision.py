@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from livekit_bargein.decision import (
@@ -258,3 +259,52 @@ def test_the_agents_own_words_transcribed_confirm_nothing() -> None:
     assert own_words_share(words_of("wait which hotel"), agent) == pytest.approx(1 / 3)
     d = ctrl.on_transcript("wait which hotel", is_final=False, t_ms=1250.0, agent_words=agent)
     assert d is not None and d.action is Action.INTERRUPT
+
+
+def test_silero_is_needed_only_above_the_level_gates() -> None:
+    r = Run()
+    quiet_start(r)  # floor ~ -70 dBFS
+    r.feed(40, 0.02, level_db=-60.0, features=None)
+    assert not r.c.needs_speech_prob(-80.0)
+    assert r.c.needs_speech_prob(-40.0)
+    # No absolute floor: AEC3's suppressor can leave a caller at -70 dBFS, and Silero still
+    # hears speech in that residue (judged against the residual echo, not skipped).
+    silent = Run()
+    silent.feed(40, 0.0, level_db=-120.0, features=None)
+    assert silent.c.needs_speech_prob(-75.0)
+    r.feed(2, 0.95, level_db=-25.0)
+    assert r.c.state is ControllerState.SOFT_YIELD
+    assert r.c.needs_speech_prob(-90.0)  # a soft yield weighs every window's probability
+
+
+def test_skipping_silero_under_the_gate_changes_no_decision() -> None:
+    rng = np.random.default_rng(5)
+    levels = np.concatenate([rng.uniform(-75, -60, 150), rng.uniform(-75, -15, 400)])
+    probs = rng.uniform(0, 1, len(levels))
+    full, skipping = Run(), Run()
+    for level, prob in zip(levels, probs):
+        full.feed(1, float(prob), level_db=float(level))
+        p = float(prob) if skipping.c.needs_speech_prob(float(level)) else 0.0
+        skipping.feed(1, p, level_db=float(level))
+    assert full.actions() and full.actions() == skipping.actions()
+    assert [d.speaking for d in full.decisions] == [d.speaking for d in skipping.decisions]
+
+
+def test_the_mic_over_the_echo_counts_as_held_back_speech() -> None:
+    """AEC3's double-talk suppression can garble a caller so Silero scores them low; the raw
+    microphone clearly over the echo the path explains is the evidence the words then confirm."""
+
+    def blocked_window(ctrl: BargeInController, *, over_echo: bool) -> None:
+        for i in range(20):
+            ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                     level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+        ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.3, level_db=-40.0,
+                                 agent_audible=True, residual_echo_db=-41.0,
+                                 near_end_over_echo=over_echo))
+
+    for over_echo, interrupts in ((True, True), (False, False)):
+        ctrl = BargeInController(BargeInOptions())
+        ctrl.set_reply_active(True, t_ms=0.0)
+        blocked_window(ctrl, over_echo=over_echo)
+        d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+        assert (d is not None and d.action is Action.INTERRUPT) is interrupts

@@ -31,7 +31,9 @@ class _Clip:
 
 @pytest.fixture(scope="module")
 def clip() -> _Clip:
-    speech = PiperSpeaker.load().synthesize("Hello there, can you hear me?", out_rate_hz=RATE_HZ)
+    speech = PiperSpeaker.load().synthesize(
+        "Hello there, can you hear me?", out_rate_hz=RATE_HZ, deterministic=True
+    )
     voice = 0.5 * speech.audio / np.abs(speech.audio).max()
     pad = np.zeros(int(_PAD_S * RATE_HZ), np.float32)
     rng = np.random.default_rng(3)
@@ -152,3 +154,20 @@ async def test_min_silence_duration_follows_options() -> None:
     engine.update_options(offset_ms=500.0)
     assert engine.vad.min_silence_duration == pytest.approx(0.5)
     assert engine.vad.capabilities.update_interval == pytest.approx(0.032)
+
+
+async def test_silero_skipped_under_the_level_gate(clip: _Clip) -> None:
+    """Windows under the tracked noise floor never reach the model (probability exactly 0)
+    once the floor is known, and the model, continuing from its state after the skip, still
+    finds the phrase on time."""
+    x = clip.audio.copy()
+    lead = int(_PAD_S * RATE_HZ)
+    x[:lead] *= 10 ** (-30 / 20)  # the leading noise at -90 dBFS: the floor settles there
+    events = await _run(BargeIn(), x)
+    inference = _of(events, VADEventType.INFERENCE_DONE)
+    t_ms = np.array([_ms(ev) for ev in inference])
+    probs = np.array([ev.probability for ev in inference])
+    lead_noise = (t_ms > 300.0) & (t_ms < _PAD_S * 1000.0 - 50)
+    assert lead_noise.sum() > 10 and (probs[lead_noise] == 0.0).all()
+    assert probs[(t_ms > clip.voiced_start_ms) & (t_ms < clip.voiced_end_ms)].max() > 0.9
+    _check_speech_events(events, clip, BargeIn().options.offset_ms)
