@@ -422,6 +422,7 @@ class EchoCanceller:
         if bound < self._gain_db:
             self._gain_db = max(bound, self._gain_db - 1.0)
 
+
 _ENV_DECAY = 10 ** (-1.0 / 10)  # 1 dB per 10 ms frame
 _NOISE_RISE = 10 ** (0.03 / 10)  # 3 dB per second
 # The removal cue for double talk needs a converged AEC3 (its echo-only frames lose >30 dB).
