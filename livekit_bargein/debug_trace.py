@@ -196,6 +196,8 @@ class DecisionTrace:
                 "level_db": _num(obs.level_db, 1),
                 "raw_level_db": _num(obs.raw_level_db, 1),
                 "ref_level_db": _num(self._bargein.reference_level_db, 1),
+                "echo_delay_ms": _num(self._bargein.echo_delay_ms, 1),
+                "echo_path_gain_db": _num(self._bargein.echo_path_gain_db, 1),
                 "echo_likeness": _num(obs.echo_likeness, 2),
                 "aec_unsettled": obs.aec_unsettled,
                 "near_end_over_echo": obs.near_end_over_echo,

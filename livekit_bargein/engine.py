@@ -234,6 +234,20 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self.conversation.wrap_current(session)
 
     @property
+    def echo_delay_ms(self) -> float | None:
+        """The canceller's current bulk echo-delay estimate; None while no echo path is found.
+
+        Read-only, for traces: when it appears, AEC3 starts getting the reference.
+        """
+        return self._recent[-1].delay_ms if self._recent else None
+
+    @property
+    def echo_path_gain_db(self) -> float | None:
+        """The canceller's echo-path gain estimate (0 dB until bounded or learnt); None before
+        any frame. Read-only, for traces."""
+        return self._recent[-1].echo_path_gain_db if self._recent else None
+
+    @property
     def reference_level_db(self) -> float | None:
         """Agent audio (the aligned reference) over the latest ~30 ms, dBFS; None before any frame.
 

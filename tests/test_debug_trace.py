@@ -209,3 +209,27 @@ def test_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert trace is not None
     trace.close()
     assert trace.path.parent == tmp_path / "traces" and read_trace(trace.path).end is not None
+
+
+def test_frames_carry_the_echo_path(tmp_path: Path) -> None:
+    """Which delay the canceller found, and when: the moment AEC3 starts getting the reference."""
+    import numpy as np
+
+    from livekit_bargein.aec import AecFrame
+
+    bargein, session = BargeIn(), FakeSession()
+    path = tmp_path / "call.jsonl"
+    window = np.zeros(512, np.float32)
+    with DecisionTrace(bargein, path, session=session):
+        bargein.observe_window(window, speech_prob=0.0, t_ms=32.0, window_ms=32.0)
+        for delay_ms, gain_db, t_ms in ((None, 0.0, 64.0), (120.0, -15.0, 96.0)):
+            f = AecFrame(
+                clean=np.zeros(160, np.float32), mic_level_db=-30.0, ref_level_db=-20.0,
+                clean_level_db=-60.0, echo_level_db=-35.0, echo_path_gain_db=gain_db,
+                residual_echo_db=-60.0, erle_db=25.0, far_end_active=True, double_talk=False,
+                delay_ms=delay_ms,
+            )  # fmt: skip
+            bargein.feed_aec_frame(f, -20.0)
+            bargein.observe_window(window, speech_prob=0.0, t_ms=t_ms, window_ms=32.0)
+    rows = [(fr["echo_delay_ms"], fr["echo_path_gain_db"]) for fr in read_trace(path).frames]
+    assert rows == [(None, None), (None, 0.0), (120.0, -15.0)]
