@@ -141,6 +141,8 @@ class EchoCanceller:
         self.align_above_ms = float(align_above_ms)
         self.double_talk_margin_db = float(double_talk_margin_db)
         self.far_end_gate_dbfs = float(far_end_gate_dbfs)
+        # the gain bound needs the far end 20 dB over the gate, as energy over its window
+        self._bound_min_ref_sum = _BOUND_FRAMES * 10 ** ((self.far_end_gate_dbfs + 20.0) / 10)
         self.wait_for_echo = wait_for_echo
         self.reset()
 
@@ -416,7 +418,7 @@ class EchoCanceller:
         win[pos] = win[pos + size] = float(hist[newest - _BOUND_FRAMES + 1 : newest + 1].sum())
         lo, hi = lags
         ref_sum = float(win[newest - hi : newest - lo + 1].min())
-        if ref_sum / _BOUND_FRAMES < 10 ** ((self.far_end_gate_dbfs + 20.0) / 10):
+        if ref_sum < self._bound_min_ref_sum:
             return  # the far end was not loud at every lag: an echo may still be on its way
         bound = _db(float(self._mic_pow.sum()) / ref_sum) + _BOUND_MARGIN_DB
         if bound < self._gain_db:
