@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ev.add_argument("--only", default=None, help="comma-separated scenario ids")
     ev.add_argument(
+        "--fixed-voice",
+        action="store_true",
+        help="agent voice without Piper's sampling noise: the same audio in every run (A/B runs)",
+    )
+    ev.add_argument(
         "--timeline", default=None, help="comma-separated scenario ids to plot as timelines"
     )
 
@@ -180,6 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
                 trace_dir=args.out / "traces",
                 decision_trace_dir=args.out / "decision_traces",
                 on_done=lambda _t: progress.advance(task),
+                fixed_voice=args.fixed_voice,
             )
         except KeyError as e:
             console.print(f"[red]error:[/red] {e.args[0]}")
@@ -193,6 +199,7 @@ def _eval(args: argparse.Namespace) -> int:
             "jobs": args.jobs,
             "elapsed_s": round(elapsed, 1),
             "configs": configs,
+            "fixed_voice": args.fixed_voice,
         },
     )
     plot_ttfy_cdf(report, args.out / "ttfy_cdf.png")

@@ -154,3 +154,21 @@ async def test_streaming_mode_announces_every_word_with_its_time(speaker: PiperS
 async def test_non_streaming_mode_has_no_stream(speaker: PiperSpeaker) -> None:
     with pytest.raises(RuntimeError, match="StreamAdapter"):
         PiperTTS(speaker=speaker).stream()
+
+
+async def test_deterministic_voice_repeats_exactly_and_the_default_does_not(
+    speaker: PiperSpeaker,
+) -> None:
+    # the evaluator's --fixed-voice: every configuration and every run hears the same agent
+    text = "Your order ships on Monday."
+
+    async def pcm(tts: PiperTTS) -> np.ndarray:
+        async with tts.synthesize(text) as stream:
+            return _pcm([ev.frame async for ev in stream])
+
+    fixed = PiperTTS(speaker=speaker, deterministic=True)
+    a, b = await pcm(fixed), await pcm(fixed)
+    assert np.array_equal(a, b)
+    noisy = PiperTTS(speaker=speaker)
+    c, d = await pcm(noisy), await pcm(noisy)
+    assert not np.array_equal(c, d)  # Piper's sampling noise: why --fixed-voice exists

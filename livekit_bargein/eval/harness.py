@@ -54,12 +54,14 @@ class HarnessResources:
 
     silero: lk_vad.VAD
     piper: PiperSpeaker
+    fixed_voice: bool = False
+    """The agent's voice without Piper's sampling noise (see ``PiperTTS(deterministic=...)``)."""
 
     @classmethod
-    def load(cls) -> HarnessResources:
+    def load(cls, *, fixed_voice: bool = False) -> HarnessResources:
         from livekit.plugins import silero
 
-        return cls(silero=silero.VAD.load(), piper=PiperSpeaker.load())
+        return cls(silero=silero.VAD.load(), piper=PiperSpeaker.load(), fixed_voice=fixed_voice)
 
 
 class SimMic(io.AudioInput):
@@ -190,7 +192,7 @@ async def _run(
     stt = OracleSTT()
     llm = scripted_llm if scripted_llm is not None else ScriptedLLM(replies=[scenario.agent_text])
     # streaming with word timestamps, like Cartesia or ElevenLabs
-    tts = PiperTTS(speaker=res.piper, streaming=True)
+    tts = PiperTTS(speaker=res.piper, streaming=True, deterministic=res.fixed_voice)
     config = get_config(config_name)
     setup = config.make(
         HarnessContext(

@@ -39,10 +39,12 @@ def run_eval(
     trace_dir: Path | None = None,
     decision_trace_dir: Path | None = None,
     on_done: Callable[[ScenarioTrace], None] | None = None,
+    fixed_voice: bool = False,
 ) -> dict[str, list[ScenarioTrace]]:
     """Run every scenario of ``manifest`` (or the ids in ``only``) under every config.
 
     ``decision_trace_dir``: configurations with the engine write ``DIR/CONFIG/ID.jsonl`` there.
+    ``fixed_voice``: the agent's Piper voice without sampling noise, the same audio in every run.
     """
     from .configs import get_config
 
@@ -73,7 +75,10 @@ def run_eval(
 
     if n_procs == 1:
         for t in asyncio.run(
-            _run_batch(scenarios, tasks, per_proc, configs, decision_trace_dir=decision_trace_dir)
+            _run_batch(
+                scenarios, tasks, per_proc, configs,
+                decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
+            )
         ):
             collect(t)
     else:
@@ -86,7 +91,7 @@ def run_eval(
             ctx.Process(
                 target=_worker,
                 args=(str(manifest), [s.id for s in scenarios], todo, per_proc, configs, q),
-                kwargs={"decision_trace_dir": decision_trace_dir},
+                kwargs={"decision_trace_dir": decision_trace_dir, "fixed_voice": fixed_voice},
             )
             for _ in range(n_procs)
         ]
@@ -121,6 +126,7 @@ def _worker(
     q: Any,
     *,
     decision_trace_dir: Path | None = None,
+    fixed_voice: bool = False,
 ) -> None:
     import logging
 
@@ -131,7 +137,8 @@ def _worker(
         scenarios = [s for s in load_manifest(manifest) if s.id in wanted]
         asyncio.run(
             _run_batch(
-                scenarios, todo, concurrency, configs, q, decision_trace_dir=decision_trace_dir
+                scenarios, todo, concurrency, configs, q,
+                decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
             )
         )
     except BaseException as e:  # report, so the parent does not wait forever
@@ -147,6 +154,7 @@ async def _run_batch(
     q: Any = None,
     *,
     decision_trace_dir: Path | None = None,
+    fixed_voice: bool = False,
 ) -> list[ScenarioTrace]:
     """Run tasks from ``todo`` (a list, or a shared multiprocessing queue) ``concurrency`` at a time."""
     from .harness import HarnessResources, run_scenario
@@ -158,7 +166,7 @@ async def _run_batch(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=max(8, 4 * concurrency), thread_name_prefix="eval")
     )
-    res = HarnessResources.load()
+    res = HarnessResources.load(fixed_voice=fixed_voice)
     gc_pauses_ms: list[float] = []
     gc_t0 = [0.0]
 

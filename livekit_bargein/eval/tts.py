@@ -64,6 +64,8 @@ class PiperTTS(tts.TTS):
         length_scale: Piper tempo (>1 speaks slower).
         pitch_semitones: Pitch shift, tempo preserved.
         chunk_ms: Size of the pieces pushed into the audio emitter.
+        deterministic: Piper without sampling noise: the same text always gives the same audio
+            (A/B runs of the evaluator then play the same agent voice to every configuration).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class PiperTTS(tts.TTS):
         pitch_semitones: float = 0.0,
         chunk_ms: int = _PUSH_CHUNK_MS,
         streaming: bool = False,
+        deterministic: bool = False,
     ) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=streaming, aligned_transcript=streaming),
@@ -87,6 +90,7 @@ class PiperTTS(tts.TTS):
         self._length_scale = length_scale
         self._pitch_semitones = pitch_semitones
         self._chunk_ms = chunk_ms
+        self._deterministic = deterministic
         self.synth_log: list[SynthRecord] = []
         """Completed syntheses in the order they were handed to the emitter (= playback order)."""
 
@@ -123,6 +127,7 @@ class PiperTTS(tts.TTS):
                 out_rate_hz=self.sample_rate,
                 length_scale=self._length_scale,
                 pitch_semitones=self._pitch_semitones,
+                deterministic=self._deterministic,
             ),
         )
         pcm = (np.clip(synth.audio, -1.0, 1.0) * 32767.0).astype(np.int16)
