@@ -19,6 +19,7 @@ import numpy as np
 from livekit import rtc
 
 from .delay import EchoDelayEstimator
+from .near_end import NearEndDetector
 
 __all__ = ["SUPPORTED_RATES_HZ", "AecFrame", "EchoCanceller", "FrameSplitter", "to_mono_float"]
 
@@ -59,6 +60,9 @@ class AecFrame:
             above what the echo path and the noise floor explain, or (once AEC3 has converged)
             AEC3 removed little from the frame.
         delay_ms: current bulk-delay estimate, or None (not yet confident / alignment off).
+        near_end_share: share of the mic's power no delay of the reference explains (see
+            :class:`~livekit_bargein.near_end.NearEndDetector`); None with echo cancellation
+            off or before the first 40 ms.
     """
 
     clean: np.ndarray
@@ -72,6 +76,7 @@ class AecFrame:
     far_end_active: bool
     double_talk: bool
     delay_ms: float | None
+    near_end_share: float | None = None
 
 
 class EchoCanceller:
@@ -167,6 +172,13 @@ class EchoCanceller:
         if self.echo_cancellation:
             self._set_stream_delay(0)
 
+        self._near_end = (
+            NearEndDetector(
+                sample_rate_hz=self.sample_rate_hz, max_delay_ms=max(self.max_delay_ms, 10.0)
+            )
+            if self.echo_cancellation
+            else None
+        )
         self._estimator: EchoDelayEstimator | None = None
         if self.max_delay_ms > 0:
             self._estimator = EchoDelayEstimator(
@@ -238,6 +250,7 @@ class EchoCanceller:
         if self._estimator is not None:
             self._estimator.push(ref, mic)
             self._update_alignment()
+        near_end_share = self._near_end.push(mic, ref) if self._near_end is not None else None
 
         # Delay line: write the new reference frame, read the one _pre_delay samples older.
         pos = self._line_pos
@@ -268,7 +281,7 @@ class EchoCanceller:
         mic_pow = float(np.dot(mic, mic)) / n
         clean_pow = float(np.dot(clean, clean)) / n
         ref_pow = float(np.dot(ref, ref)) / n
-        return self._bookkeeping(clean, mic_pow, clean_pow, ref_pow)
+        return self._bookkeeping(clean, mic_pow, clean_pow, ref_pow, near_end_share)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -309,7 +322,12 @@ class EchoCanceller:
             self._pre_delay = min(int(round(target_ms * self.sample_rate_hz / 1000)), max_pre)
 
     def _bookkeeping(
-        self, clean: np.ndarray, mic_pow: float, clean_pow: float, ref_pow: float
+        self,
+        clean: np.ndarray,
+        mic_pow: float,
+        clean_pow: float,
+        ref_pow: float,
+        near_end_share: float | None = None,
     ) -> AecFrame:
         # Reference power history (10 ms resolution) for level alignment. Each value is
         # stored twice, L apart, so every window ending at the newest frame is one slice.
@@ -396,6 +414,7 @@ class EchoCanceller:
             far_end_active=far_active,
             double_talk=double_talk,
             delay_ms=delay_ms,
+            near_end_share=near_end_share,
         )
 
     def _bound_gain(

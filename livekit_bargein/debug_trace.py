@@ -201,6 +201,7 @@ class DecisionTrace:
                 "echo_likeness": _num(obs.echo_likeness, 2),
                 "aec_unsettled": obs.aec_unsettled,
                 "near_end_over_echo": obs.near_end_over_echo,
+                "near_end_share": _num(obs.near_end_share, 3),
             },
             obs.t_ms,
         )

@@ -77,6 +77,9 @@ class Observation:
     """The canceller is re-converging (its residual estimate is not to be trusted)."""
     near_end_over_echo: bool = False
     """The raw microphone is clearly louder than the echo the path explains (level cue)."""
+    near_end_share: float | None = None
+    """Share of the raw microphone's power that no delay of the played audio explains
+    (spectral cue, needs neither the echo path nor AEC3; None: unknown)."""
     features: FrameFeatures | None = None
 
 
@@ -216,7 +219,11 @@ class BargeInController:
         if (
             not is_speech
             and gate_ok
-            and (obs.speech_prob >= o.activation_threshold or obs.near_end_over_echo)
+            and (
+                obs.speech_prob >= o.activation_threshold
+                or obs.near_end_over_echo
+                or self._near_end(obs)
+            )
             and self.state is ControllerState.SPEAKING
         ):
             # Speech-like, but under the raised threshold; or the raw mic clearly over the echo
@@ -273,6 +280,11 @@ class BargeInController:
         )
         if not echo_possible:
             return o.activation_threshold
+        if self._near_end(obs):
+            # The mic holds sound no delay of the played audio explains. The gates below judge
+            # AEC3's output against its echo estimates, which are pessimistic before the path
+            # is known and wrong while AEC3 re-converges: they would only hold a caller back.
+            return o.playback_threshold_min
         if (
             obs.raw_level_db is not None
             and obs.raw_level_db - obs.level_db > o.max_echo_removed_db
@@ -293,6 +305,10 @@ class BargeInController:
         span = o.echo_margin_db - o.echo_block_margin_db
         frac = min(1.0, (margin_db - o.echo_block_margin_db) / span) if span > 0 else 1.0
         return o.playback_threshold_max - frac * (o.playback_threshold_max - o.playback_threshold_min)
+
+    def _near_end(self, obs: Observation) -> bool:
+        share = obs.near_end_share
+        return share is not None and share >= self.options.near_end_share_min
 
     def needs_speech_prob(self, level_db: float) -> bool:
         """Whether the next window's Silero probability can change anything.

@@ -57,6 +57,7 @@ class EchoState:
     echo_likeness: float | None = None
     aec_unsettled: bool = False
     near_end_over_echo: bool = False
+    near_end_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         profile: str = "speakerphone",
         options: BargeInOptions | None = None,
         echo_cancellation: bool = True,
-        noise_suppression: bool = True,
+        noise_suppression: bool | None = None,
         note_template: str | None = DEFAULT_NOTE_TEMPLATE,
     ) -> None:
         super().__init__()
@@ -186,7 +187,11 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._input = EchoCancelledInput(
             mic,
             tap=self._tap if self._echo_cancellation else None,
-            noise_suppression=self._noise_suppression,
+            noise_suppression=(
+                self.options.aec_noise_suppression
+                if self._noise_suppression is None
+                else self._noise_suppression
+            ),
             on_frame=self.feed_aec_frame,
             wait_for_echo=self.options.aec_wait_for_echo,
         )
@@ -299,6 +304,9 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             near_end_over_echo=any(
                 f.mic_level_db > f.echo_level_db + _NEAR_END_MARGIN_DB for f in frames
             ),
+            near_end_share=max(
+                (f.near_end_share for f in frames if f.near_end_share is not None), default=None
+            ),
         )
 
     def needs_speech_prob(self, window: np.ndarray) -> bool:
@@ -334,6 +342,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
                 echo_likeness=echo.echo_likeness,
                 aec_unsettled=echo.aec_unsettled,
                 near_end_over_echo=echo.near_end_over_echo,
+                near_end_share=echo.near_end_share,
                 features=feats,
             )
         )

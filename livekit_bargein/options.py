@@ -25,6 +25,11 @@ class BargeInOptions:
     are echo leak: a caller worth yielding to is not that far under the agent's echo."""
     echo_likeness_block: float = 0.6
     """Envelope correlation with the played audio above which the cleaned signal is echo leak."""
+    near_end_share_min: float = 0.4
+    """Share of the raw mic's power that no delay of the played audio explains from which
+    someone else is surely there (``NearEndDetector``): the echo gates are lifted and the onset
+    threshold is ``playback_threshold_min``. Bundled echo-only calls peak at 0.28; at 0.3 the
+    bundled set yielded to more breaths and coughs (README); 1 turns the cue off."""
     echo_block_margin_db: float = 3.0
     """Below this margin over the residual echo no onset is possible while echo is expected."""
     onset_ms: float = 32.0
@@ -44,6 +49,9 @@ class BargeInOptions:
     """The echo canceller gets the played reference only once an echo path is found (see
     ``EchoCanceller(wait_for_echo=...)``): an unconverged AEC3 erases a caller who talks over the
     agent's first seconds. False: AEC3 always gets the reference."""
+    aec_noise_suppression: bool = True
+    """WebRTC noise suppression after AEC3 on the input the session (Silero, the STT) hears.
+    Read when the input is set up (before the session starts), not at runtime."""
     blocked_speech_words: int = 2
     """Words (outside the backchannel lexicon, and not the agent's own) that interrupt without a
     soft yield when the echo gate held back speech-like sound in the last
@@ -76,7 +84,7 @@ class BargeInOptions:
     def __post_init__(self) -> None:
         for name in ("activation_threshold", "deactivation_threshold", "playback_threshold_min",
                      "playback_threshold_max", "cough_reject_score", "speech_like_min",
-                     "echo_likeness_block"):
+                     "echo_likeness_block", "near_end_share_min"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {v}")

@@ -142,6 +142,9 @@ def test_double_talk_keeps_the_near_end(speech: dict[str, np.ndarray], delay_ms:
     far_only = echo_on & (p_near == 0) & after
     assert dt[talking].mean() > 0.5, dt[talking].mean()
     assert dt[far_only].mean() < 0.05, dt[far_only].mean()
+    # the spectral cue, from the first second on (it needs neither the delay nor AEC3)
+    share = np.array([fr.near_end_share or 0.0 for fr in frames])
+    assert share[talking].mean() > 3 * max(share[far_only].mean(), 0.02)
 
 
 @pytest.mark.parametrize("rate_hz", [8_000, 24_000, 48_000])
@@ -308,3 +311,11 @@ def test_residual_estimate_covers_most_leaking_frames(speech: dict[str, np.ndarr
     over = [fr.clean_level_db > fr.residual_echo_db for fr in late]
     assert np.mean(over) <= 0.25, np.mean(over)
     assert all(fr.residual_echo_db <= fr.echo_level_db - 10.0 for fr in late)
+
+
+def test_near_end_share_needs_echo_cancellation(speech: dict[str, np.ndarray]) -> None:
+    scene = _scene(speech, delay_ms=100, near_at_s=2.0)
+    _, on = _run(scene)
+    assert all(fr.near_end_share is not None for fr in on[4:])
+    _, off = _run(scene, echo_cancellation=False)
+    assert all(fr.near_end_share is None for fr in off)

@@ -308,3 +308,55 @@ def test_the_mic_over_the_echo_counts_as_held_back_speech() -> None:
         blocked_window(ctrl, over_echo=over_echo)
         d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
         assert (d is not None and d.action is Action.INTERRUPT) is interrupts
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        {"residual_echo_db": -41.0},  # cleaned level no louder than the expected leak
+        {"aec_unsettled": True},  # AEC3 re-converging
+        {"echo_likeness": 0.9},  # envelope follows the played audio
+        {"raw_level_db": -15.0},  # AEC3 removed most of what the mic heard
+    ],
+)
+def test_sound_no_delay_of_the_agent_explains_lifts_the_echo_gates(
+    gate: dict[str, object],
+) -> None:
+    """Before the echo path is known, or while AEC3 re-converges, the echo gates hold a caller
+    back; the spectral near-end cue says someone else is there whatever AEC3 did."""
+
+    def onset(share: float | None) -> Run:
+        r = Run()
+        quiet_start(r)
+        for _ in range(3):
+            r.t += WIN_MS
+            r.decisions.append(r.c.observe(Observation(
+                t_ms=r.t, window_ms=WIN_MS, speech_prob=0.9, level_db=-40.0, agent_audible=True,
+                residual_echo_db=gate.get("residual_echo_db", -80.0),  # type: ignore[arg-type]
+                aec_unsettled=bool(gate.get("aec_unsettled", False)),
+                echo_likeness=gate.get("echo_likeness"),  # type: ignore[arg-type]
+                raw_level_db=gate.get("raw_level_db"),  # type: ignore[arg-type]
+                near_end_share=share, features=VOICED)))
+        return r
+
+    held = onset(0.1)  # mostly explained by the agent's audio: the gate stands
+    assert held.actions() == [] and held.decisions[-1].threshold > 1.0
+    assert onset(None).actions() == []  # unknown: the gate stands
+    lifted = onset(0.5)
+    assert [a for _, a in lifted.actions()] == [Action.SOFT_YIELD]
+    assert lifted.decisions[-1].threshold == pytest.approx(0.6)  # playback_threshold_min
+
+
+def test_unexplained_sound_counts_as_held_back_speech() -> None:
+    # Silero scores a garbled caller low (no onset), but the words the STT then hears interrupt
+    for share, interrupts in ((0.6, True), (0.1, False)):
+        ctrl = BargeInController(BargeInOptions())
+        ctrl.set_reply_active(True, t_ms=0.0)
+        for i in range(20):
+            ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                     level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+        ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.2, level_db=-40.0,
+                                 agent_audible=True, residual_echo_db=-41.0,
+                                 near_end_share=share))
+        d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+        assert (d is not None and d.action is Action.INTERRUPT) is interrupts

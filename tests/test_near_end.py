@@ -1,0 +1,104 @@
+"""NearEndDetector: an echo (any delay up to 1 s, reverberant) is explained by the played audio;
+another voice over it, or sound while nothing played, is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import room_ir
+from scipy import signal
+
+from livekit_bargein.near_end import NearEndDetector
+
+RATE_HZ = 16_000
+
+
+def _shares(mic: np.ndarray, ref: np.ndarray, rate_hz: int = RATE_HZ) -> np.ndarray:
+    det = NearEndDetector(sample_rate_hz=rate_hz)
+    f = rate_hz // 100
+    out = [det.push(mic[i : i + f], ref[i : i + f]) for i in range(0, len(mic) - f + 1, f)]
+    return np.array([np.nan if s is None else s for s in out])
+
+
+def _echo(far: np.ndarray, delay_ms: float, gain_db: float, rate_hz: int = RATE_HZ) -> np.ndarray:
+    wet = signal.oaconvolve(far, room_ir(rate_hz))[: len(far)]
+    d = int(delay_ms * rate_hz / 1000)
+    echo = np.zeros_like(far)
+    echo[d:] = wet[: len(far) - d] * 10 ** (gain_db / 20)
+    return echo
+
+
+def _frame_db(x: np.ndarray, rate_hz: int = RATE_HZ) -> np.ndarray:
+    f = rate_hz // 100
+    n = len(x) // f
+    p = np.mean(x[: n * f].reshape(n, f).astype(np.float64) ** 2, axis=1)
+    return 10 * np.log10(p + 1e-12)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 300, 800])
+def test_an_echo_alone_is_explained_at_any_delay(
+    speech: dict[str, np.ndarray], delay_ms: int
+) -> None:
+    far = speech["far"]
+    mic = _echo(far, delay_ms, gain_db=0.0)
+    mic += np.random.default_rng(1).standard_normal(len(mic)).astype(np.float32) * 1e-3
+    shares = _shares(mic, far)
+    heard = _frame_db(mic)[: len(shares)] > -45
+    heard[: int((delay_ms + 100) / 10)] = False  # its first echo needs the played audio first
+    assert np.percentile(shares[heard], 95) < 0.05
+    assert np.nanmax(shares[heard]) < 0.3  # under near_end_share_min (0.4)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 300, 800])
+def test_a_caller_over_the_echo_is_not_explained(
+    speech: dict[str, np.ndarray], delay_ms: int
+) -> None:
+    far, near = speech["far"], speech["near"]
+    echo = _echo(far, delay_ms, gain_db=-6.0)
+    at = 3 * RATE_HZ
+    caller = np.zeros_like(far)
+    caller[at : at + len(near)] = near[: len(far) - at]
+    shares = _shares(echo + caller, far)
+    # windows where the caller is at least as loud as the echo: someone else is there
+    n = len(shares)
+    loud = (_frame_db(caller)[:n] > _frame_db(echo)[:n]) & (_frame_db(caller)[:n] > -40)
+    assert loud.sum() > 50
+    # A partial cue (a same-voice caller +4 semitones: some windows match some delay of the
+    # agent's 12 s), but one no echo reaches.
+    assert np.mean(shares[loud] >= 0.3) > 0.3
+    onset = int(np.argmax(loud))
+    assert np.nanmax(shares[onset : onset + 30]) >= 0.3  # within 300 ms of the caller
+
+
+def test_sound_while_nothing_played_is_all_near_end(speech: dict[str, np.ndarray]) -> None:
+    near = speech["near"]
+    shares = _shares(near, np.zeros_like(near))
+    heard = _frame_db(near)[: len(shares)] > -40
+    assert np.mean(shares[heard] > 0.9) > 0.95
+
+
+def test_silence_is_nothing_and_the_first_window_is_unknown() -> None:
+    shares = _shares(np.zeros(RATE_HZ, np.float32), np.zeros(RATE_HZ, np.float32))
+    assert np.isnan(shares[0])  # 40 ms window not full yet
+    assert np.all(shares[4:] == 0.0)
+
+
+@pytest.mark.parametrize("rate_hz", [8_000, 48_000])
+def test_other_rates(speech: dict[str, np.ndarray], rate_hz: int) -> None:
+    far = signal.resample_poly(speech["far"], rate_hz, RATE_HZ).astype(np.float32)
+    near = signal.resample_poly(speech["near"], rate_hz, RATE_HZ).astype(np.float32)
+    echo = _echo(far, 200, gain_db=-6.0, rate_hz=rate_hz)
+    alone = _shares(echo, far, rate_hz)
+    heard = _frame_db(echo, rate_hz)[: len(alone)] > -45
+    heard[:30] = False
+    assert np.percentile(alone[heard], 95) < 0.05 and np.nanmax(alone[heard]) < 0.3
+    mic = echo.copy()
+    mic[: len(near)] += near * 2.0
+    over = _shares(mic, far, rate_hz)
+    loud = _frame_db(near * 2.0, rate_hz)[: len(over)] > -30
+    assert np.mean(over[: len(loud)][loud] >= 0.3) > 0.3
+
+
+def test_bad_hop_is_named() -> None:
+    with pytest.raises(ValueError, match="hop_ms"):
+        NearEndDetector(sample_rate_hz=RATE_HZ, hop_ms=15)
