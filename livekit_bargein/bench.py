@@ -245,8 +245,12 @@ def _measure_silero_plugin(scene: _Scene) -> _Cpu:
     return asyncio.run(run())
 
 
-_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "engine_window")
-_SUBPARTS = {"webrtc_apm": "apm_aec", "delay_estimator": "apm_aec"}  # included in their parent
+_PARTS = (
+    "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "glue", "silero", "engine_window"
+)
+_SUBPARTS = {  # included in their parent
+    "webrtc_apm": "apm_aec", "delay_estimator": "apm_aec", "near_end": "apm_aec"
+}
 
 
 def _measure_pipeline(
@@ -289,6 +293,9 @@ def _measure_pipeline(
         if aec._estimator is not None:
             est: Any = aec._estimator
             est.push = timed(est.push, "delay_estimator")
+        if aec._near_end is not None:
+            ne: Any = aec._near_end
+            ne.push = timed(ne.push, "near_end")
 
     buf = np.zeros(0, np.float32)
     samples = 0
@@ -426,7 +433,7 @@ def run_bench(
     for sub, parent in _SUBPARTS.items():
         breakdown[sub]["note"] = f"included in {parent}"
     breakdown["apm_aec"]["note"] = (
-        "EchoCanceller.process: WebRTC APM + delay estimator + echo bookkeeping"
+        "EchoCanceller.process: WebRTC APM + delay estimator + near-end cue + echo bookkeeping"
     )
     breakdown["glue"]["note"] = "int16 rtc.AudioFrame hand-off and window buffering"
     breakdown["silero"]["note"] = (

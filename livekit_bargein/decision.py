@@ -140,6 +140,7 @@ class BargeInController:
         self._event: _Event | None = None
         self._pending: list[tuple[float, Action, str]] = []  # actions raised between windows
         self._held_back_ms: float | None = None  # last speech-like window the echo gate blocked
+        self._near_end_held_ms: float | None = None  # ... of those, with the spectral cue
         self.yields = 0
         self.resumes = 0
         self.interrupts = 0
@@ -156,6 +157,7 @@ class BargeInController:
         self._reply_active = active
         self._event = None
         self._held_back_ms = None
+        self._near_end_held_ms = None
         self.state = ControllerState.SPEAKING if active else ControllerState.LISTENING
 
     def reset_speech(self) -> None:
@@ -185,9 +187,16 @@ class BargeInController:
         ev = self._event
         if ev is None and self.state is ControllerState.SPEAKING:
             content = [w for w in words if w not in o.backchannel_words]
+            needed = o.blocked_speech_words
+            if (
+                self._near_end_held_ms is not None
+                and t_ms - self._near_end_held_ms <= o.blocked_speech_window_ms
+            ):
+                # the held-back sound was surely not the agent's: one word is enough
+                needed = min(needed, o.near_end_blocked_speech_words)
             if (
                 o.blocked_speech_words > 0
-                and len(content) >= o.blocked_speech_words
+                and len(content) >= needed
                 and self._held_back_ms is not None
                 and t_ms - self._held_back_ms <= o.blocked_speech_window_ms
             ):
@@ -216,20 +225,20 @@ class BargeInController:
         gate_ok, gate_reason = self._level_gate(obs.level_db)
         is_speech = obs.speech_prob >= thr and gate_ok
         is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
+        near_end = self._near_end(obs)
         if (
             not is_speech
-            and gate_ok
-            and (
-                obs.speech_prob >= o.activation_threshold
-                or obs.near_end_over_echo
-                or self._near_end(obs)
-            )
+            and (gate_ok or near_end)
+            and (obs.speech_prob >= o.activation_threshold or obs.near_end_over_echo or near_end)
             and self.state is ControllerState.SPEAKING
         ):
             # Speech-like, but under the raised threshold; or the raw mic clearly over the echo
             # the path explains while AEC3's double-talk suppression garbles the caller so
-            # that Silero scores them low (seen: 0.2-0.4 on a caller at -17 dBFS).
+            # that Silero scores them low (seen: 0.2-0.4 on a caller at -17 dBFS); or sound
+            # no delay of the agent's audio explains, even where AEC3 erased it (-120 dBFS).
             self._held_back_ms = obs.t_ms
+            if near_end:
+                self._near_end_held_ms = obs.t_ms
 
         # -- caller speech hysteresis (VAD events) --
         started = ended = False

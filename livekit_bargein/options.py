@@ -57,6 +57,9 @@ class BargeInOptions:
     soft yield when the echo gate held back speech-like sound in the last
     ``blocked_speech_window_ms`` (the canceller left too little of the caller to pass the raised
     threshold, but the STT heard them). 0 turns this path off."""
+    near_end_blocked_speech_words: int = 1
+    """``blocked_speech_words`` when the held-back sound also carried the spectral near-end cue
+    (``near_end_share_min``): it was surely not the agent's echo, so one word confirms."""
     blocked_speech_window_ms: float = 1500.0
     """How recent the held-back speech must be for ``blocked_speech_words``."""
     own_words_share: float = 0.6
@@ -99,6 +102,8 @@ class BargeInOptions:
             raise ValueError("confirm_words must be >= 1")
         if self.blocked_speech_words < 0:
             raise ValueError("blocked_speech_words must be >= 0")
+        if self.near_end_blocked_speech_words < 1:
+            raise ValueError("near_end_blocked_speech_words must be >= 1")
         if not 0.0 < self.own_words_share <= 1.0:
             raise ValueError(f"own_words_share must be within (0, 1], got {self.own_words_share}")
 

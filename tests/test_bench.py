@@ -14,7 +14,9 @@ from livekit_bargein.cli import main
 
 _FIGURES = ("cpu_s", "us_per_10ms", "pct_core", "thread_cpu_s", "thread_us_per_10ms",
             "thread_pct_core")
-_PARTS = ("apm_aec", "webrtc_apm", "delay_estimator", "glue", "silero", "engine_window")
+_PARTS = (
+    "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "glue", "silero", "engine_window"
+)
 
 
 def _positive_finite(x: Any) -> bool:
@@ -49,6 +51,7 @@ def test_pipeline_costs_at_least_silero(short_result: dict[str, Any]) -> None:
     bd = short_result["pipeline_breakdown"]
     assert bd["webrtc_apm"]["cpu_s"] <= bd["apm_aec"]["cpu_s"]
     assert bd["delay_estimator"]["cpu_s"] <= bd["apm_aec"]["cpu_s"]
+    assert 0 < bd["near_end"]["cpu_s"] <= bd["apm_aec"]["cpu_s"]
 
 
 def test_bad_arguments() -> None:

@@ -347,16 +347,33 @@ def test_sound_no_delay_of_the_agent_explains_lifts_the_echo_gates(
     assert lifted.decisions[-1].threshold == pytest.approx(0.6)  # playback_threshold_min
 
 
+def _garbled_window(share: float, *, level_db: float = -40.0) -> BargeInController:
+    # Silero scores a garbled caller low (no onset) while the agent plays
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    for i in range(20):
+        ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                 level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+    ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.2, level_db=level_db,
+                             agent_audible=True, residual_echo_db=-41.0, near_end_share=share))
+    return ctrl
+
+
 def test_unexplained_sound_counts_as_held_back_speech() -> None:
-    # Silero scores a garbled caller low (no onset), but the words the STT then hears interrupt
     for share, interrupts in ((0.6, True), (0.1, False)):
-        ctrl = BargeInController(BargeInOptions())
-        ctrl.set_reply_active(True, t_ms=0.0)
-        for i in range(20):
-            ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
-                                     level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
-        ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.2, level_db=-40.0,
-                                 agent_audible=True, residual_echo_db=-41.0,
-                                 near_end_share=share))
-        d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+        d = _garbled_window(share).on_transcript("wait which store", is_final=False, t_ms=1400.0)
         assert (d is not None and d.action is Action.INTERRUPT) is interrupts
+    # even where AEC3 erased it (under the noise floor): the cue is on the raw microphone
+    d = _garbled_window(0.6, level_db=-120.0).on_transcript("wait which", is_final=False,
+                                                            t_ms=1400.0)
+    assert d is not None and d.action is Action.INTERRUPT
+
+
+def test_one_word_confirms_sound_that_was_surely_not_the_agent() -> None:
+    # near_end_blocked_speech_words (1) instead of blocked_speech_words (2)
+    d = _garbled_window(0.6).on_transcript("wait", is_final=False, t_ms=1400.0)
+    assert d is not None and d.action is Action.INTERRUPT
+    assert _garbled_window(0.6).on_transcript("okay", is_final=False, t_ms=1400.0) is None
+    assert _garbled_window(0.1).on_transcript("wait", is_final=False, t_ms=1400.0) is None
+    late = _garbled_window(0.6).on_transcript("wait", is_final=False, t_ms=1000.0 + 1600.0)
+    assert late is None  # blocked_speech_window_ms

@@ -358,3 +358,19 @@ def test_canceller_zeroes_and_counts_nan() -> None:
     assert aec.bad_frames == 2 and aec.frames == 3
     for f in (f1, f2, f3):
         assert np.isfinite(f.clean).all() and np.isfinite(f.mic_level_db)
+
+
+@pytest.mark.parametrize("ns", [True, False])
+async def test_noise_suppression_follows_the_options(ns: bool) -> None:
+    from livekit_bargein import BargeIn, BargeInOptions
+
+    x = _noise(16_000, 3.0, amp=0.01)  # stationary noise: what WebRTC NS removes
+    engine = BargeIn(options=BargeInOptions(aec_noise_suppression=ns))
+    out = await _drain(engine.wrap_input(ScriptedSource(_frames(x, rate_hz=16_000, frame_ms=10))))
+    y = np.concatenate([np.frombuffer(f.data, np.int16) for f in out]).astype(np.float64) / 32768
+    tail_db = 10 * np.log10(np.mean(y[-16_000:] ** 2))
+    in_db = 10 * np.log10(np.mean(x[-16_000:].astype(np.float64) ** 2))
+    if ns:
+        assert tail_db < in_db - 6
+    else:
+        assert tail_db > in_db - 1.5  # only the high-pass filter
