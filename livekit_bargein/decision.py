@@ -228,7 +228,8 @@ class BargeInController:
         near_end = self._near_end(obs)
         if (
             not is_speech
-            and (gate_ok or near_end)
+            # the raw-microphone cues hold whatever level AEC3 left (it may have erased it)
+            and (gate_ok or near_end or obs.near_end_over_echo)
             and (obs.speech_prob >= o.activation_threshold or obs.near_end_over_echo or near_end)
             and self.state is ControllerState.SPEAKING
         ):

@@ -309,6 +309,18 @@ def test_the_mic_over_the_echo_counts_as_held_back_speech() -> None:
         d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
         assert (d is not None and d.action is Action.INTERRUPT) is interrupts
 
+    # AEC3 can erase such a caller entirely (-120 dBFS, under the noise floor): the level cue is
+    # on the raw microphone, so it still counts (interrupt-002 was missed without this)
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    for i in range(20):
+        ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                 level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+    ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.0, level_db=-120.0,
+                             agent_audible=True, residual_echo_db=-41.0, near_end_over_echo=True))
+    d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+    assert d is not None and d.action is Action.INTERRUPT
+
 
 @pytest.mark.parametrize(
     "gate",
