@@ -11,7 +11,8 @@ covers the microphone's power spectrum bin by bin? What is left over, as a share
 power in ``band_hz``, is sound the agent did not make: a caller's harmonics sit at other
 frequencies than the agent's. An echo alone leaves ~0 (bundled echo-only calls: 99th percentile
 0.05, max 0.28 with the defaults); a caller's onset reaches 0.3 within 300 ms in about two thirds
-of the bundled interrupts (median ~90 ms). Coughs and noise leave a share too: the cue says "someone else is there", not "it is speech".
+of the bundled interrupts (median ~90 ms). Coughs and noise leave a share too: the cue says
+"someone else is there", not "it is speech".
 
 Pure numpy, frames in, a number out; 10 ms frames at any of the supported rates.
 """
