@@ -21,6 +21,8 @@ from .html_page import BASE_CSS, esc
 
 LEVEL_FLOOR_DB = -90.0
 """Digital silence (-120 dBFS) and unknown levels are drawn at this level."""
+NEAR_END_COLOR = "#9467bd"
+"""Colour of the near-end share line in the probability panel."""
 
 _STATE_COLORS = {
     "speaking": "#cfe3f7",
@@ -139,6 +141,10 @@ def plot_trace(
                   label="active threshold")  # fmt: skip
         ax_p.plot(t_s, _series(frames, "prob"), ".-", color="#2ca02c", lw=0.8, markersize=2.5,
                   label="Silero probability")  # fmt: skip
+        share = _series(frames, "near_end_share")
+        if np.isfinite(share).any():  # traces from before the cue (or with AEC off) have none
+            ax_p.step(t_s, share, where="pre", color=NEAR_END_COLOR, lw=1.0, ls="--",
+                      label="near-end share (sound the agent's audio cannot explain)")  # fmt: skip
     ax_p.set_ylabel("speech probability")
     ax_p.set_ylim(-0.05, 1.08)  # a blocked threshold (1.01) stays visible
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def test_cli_rejects_a_file_that_is_not_a_trace(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type": "frame", "t_ms": 32}\n')
     assert main(["trace", str(bad), "--out", str(tmp_path / "v")]) == 2
+
+
+def _purple_pixels(png: Path) -> int:
+    # the near-end line (NEAR_END_COLOR, #9467bd) is the only colour with both red and blue well
+    # over green; it is antialiased and blended over the state bands, so no exact match
+    r, g, b = (imread(png)[..., i] for i in range(3))
+    return int(np.sum((r > g + 0.12) & (b > g + 0.2)))
+
+
+def test_near_end_share_is_drawn_when_the_trace_has_it(call_trace: Path, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in call_trace.read_text().splitlines()]
+    assert all(r.get("near_end_share") is None for r in rows if r["type"] == "frame")
+    with_share = tmp_path / "shared.jsonl"
+    with_share.write_text("".join(
+        json.dumps({**r, "near_end_share": 0.9 if i % 20 < 10 else 0.05} if r["type"] == "frame"
+                   else r) + "\n"
+        for i, r in enumerate(rows)
+    ))  # fmt: skip
+    without = render_trace(call_trace, tmp_path / "a").png
+    drawn = render_trace(with_share, tmp_path / "b").png
+    assert _purple_pixels(without) < 20
+    assert _purple_pixels(drawn) > 1000
