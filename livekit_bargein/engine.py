@@ -164,7 +164,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         return detector
 
     def update_options(self, *, profile: str | None = None, **changes: Any) -> None:
-        """Switch profile and/or change options at runtime (validated; applies to the next window)."""
+        """Switch profile and/or change options at runtime (validated; from the next window on)."""
         base = _profile(profile) if profile is not None else self.options
         self.options = base.updated(**changes) if changes else base
         if profile is not None:
@@ -359,7 +359,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             )
         return d
 
-    # -- session events -----------------------------------------------------------------------------
+    # -- session events ---------------------------------------------------------------------------
 
     def _on_speech_created(self, ev: Any) -> None:
         if self._session is not None:

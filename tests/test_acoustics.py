@@ -19,7 +19,8 @@ def test_echo_is_delayed_and_scaled() -> None:
     path = AcousticPath(_scenario(echo=EchoSpec(gain_db=-6.0, delay_ms=30.0)))
     impulse = np.zeros(160, np.float32)
     impulse[5] = 1.0
-    outs = [path.mic(0, impulse)] + [path.mic(160 * i, np.zeros(160, np.float32)) for i in (1, 2, 3)]
+    silence = np.zeros(160, np.float32)
+    outs = [path.mic(0, impulse)] + [path.mic(160 * i, silence) for i in (1, 2, 3)]
     mic = np.concatenate(outs)
     k = int(np.argmax(np.abs(mic)))
     assert k == 5 + 480  # 30 ms at 16 kHz

@@ -321,7 +321,9 @@ def piper_speech() -> np.ndarray:
 
     audio = (
         PiperSpeaker.load()
-        .synthesize("Wait, stop, that is not what I asked for.", out_rate_hz=FS_HZ, deterministic=True)
+        .synthesize(
+            "Wait, stop, that is not what I asked for.", out_rate_hz=FS_HZ, deterministic=True
+        )
         .audio
     )
     x = _set_level(np.asarray(audio, dtype=np.float64), -20.0)

@@ -74,7 +74,8 @@ def traces(manifest: Path, resources: HarnessResources) -> dict[tuple[str, str],
         out: list[ScenarioTrace] = []
         for i in range(0, len(plan), 2):
             batch = plan[i : i + 2]
-            out += await asyncio.gather(*(run_scenario(scenarios[s], c, resources) for s, c in batch))
+            runs = (run_scenario(scenarios[s], c, resources) for s, c in batch)
+            out += await asyncio.gather(*runs)
         return out
 
     out = asyncio.run(run_all())

@@ -208,6 +208,7 @@ def test_silero_hears_piper_speech(silero_session: object) -> None:
     pytest.importorskip("piper")
     from livekit_bargein.eval.piper_voice import PiperSpeaker
 
-    syn = PiperSpeaker.load().synthesize("wait, stop, I need to change the date", deterministic=True)
+    text = "wait, stop, I need to change the date"
+    syn = PiperSpeaker.load().synthesize(text, deterministic=True)
     probs = _speech_probs(silero_session, _at_speech_level(syn.audio))
     assert _longest_run_s(probs) >= 0.5

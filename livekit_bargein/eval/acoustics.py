@@ -38,7 +38,7 @@ def load_mono(path: Path, *, sample_rate_hz: int) -> np.ndarray:
 
 
 def active_rms(x: np.ndarray, *, sample_rate_hz: int) -> float:
-    """RMS over the active 20 ms frames (within 30 dB of the loudest), like an active speech level."""
+    """RMS over the active 20 ms frames (within 30 dB of the loudest): an active speech level."""
     hop = sample_rate_hz // 50
     n = len(x) // hop
     if n == 0:
@@ -98,7 +98,8 @@ class AcousticPath:
             )
         hist = 0
         if self.echo is not None:
-            hist = self.echo.delay_samples + (len(self.echo.rir) if self.echo.rir is not None else 1)
+            rir_len = len(self.echo.rir) if self.echo.rir is not None else 1
+            hist = self.echo.delay_samples + rir_len
         self._hist_len = hist + sr  # played-signal history needed for delay + reverb tail
         self._played_hist = np.zeros(self._hist_len, np.float32)
         self._played_total = 0

@@ -1,6 +1,7 @@
 """The scenario manifest: JSON Lines, one labeled scenario per line (shared/scenario-format.md).
 
-This module only parses and validates; it loads no audio. Errors name the file, the line and the key.
+This module only parses and validates; it loads no audio. Errors name the file, the line and the
+key.
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ class PiperSpeaker:
                 audio = np.asarray(chunk.audio_float_array, dtype=np.float32)
                 pieces.append(audio)
                 if chunk.phoneme_alignments:
-                    phone_runs.extend((a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments)
+                    aligned = chunk.phoneme_alignments
+                    phone_runs.extend((a.phoneme, int(a.num_samples)) for a in aligned)
                     drift = len(audio) - sum(int(a.num_samples) for a in chunk.phoneme_alignments)
                     if drift:
                         phone_runs.append(("", drift))
@@ -93,7 +94,9 @@ class PiperSpeaker:
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         # Playing `native`-rate samples as if at native*ratio raises the pitch by `ratio`.
         src_rate = native * ratio
-        out = soxr.resample(audio, src_rate, out_rate_hz).astype(np.float32) if len(audio) else audio
+        out = (
+            soxr.resample(audio, src_rate, out_rate_hz).astype(np.float32) if len(audio) else audio
+        )
         scale = out_rate_hz / src_rate
         words = _word_timings(text, phone_runs, scale, len(out))
         return Synthesis(audio=out, sample_rate_hz=out_rate_hz, words=words)
@@ -123,7 +126,7 @@ def _word_timings(
     if len(spans) == len(tokens):
         return [
             WordTiming(w, int(round(s * scale)), min(total, int(round(e * scale))))
-            for w, (s, e) in zip(tokens, spans)
+            for w, (s, e) in zip(tokens, spans, strict=True)
         ]
     # espeak expands or merges some tokens (numbers, abbreviations): fall back to spreading the
     # voiced span over the words by character count.

@@ -156,10 +156,10 @@ async def _run_batch(
     decision_trace_dir: Path | None = None,
     fixed_voice: bool = False,
 ) -> list[ScenarioTrace]:
-    """Run tasks from ``todo`` (a list, or a shared multiprocessing queue) ``concurrency`` at a time."""
-    from .harness import HarnessResources, run_scenario
-
+    """Run tasks from ``todo`` (a list or a multiprocessing queue), ``concurrency`` at once."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from .harness import HarnessResources, run_scenario
 
     # LiveKit's Silero runs each 32 ms inference in the default executor: with many sessions a
     # small pool queues them (the default is cores + 4 threads).
