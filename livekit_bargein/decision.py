@@ -9,8 +9,8 @@ Per window the controller answers two questions:
 * Is the caller speaking (onset/offset hysteresis)? This drives LiveKit's VAD events, so turn
   detection and STT segmentation keep working.
 * What should the agent's audio do? ``SOFT_YIELD`` (pause within one output frame) on a credible
-  onset while a reply is active; ``INTERRUPT`` (stop, clear, cancel the LLM) once the evidence is in;
-  ``RESUME`` from the exact paused sample when it was not an interruption.
+  onset while a reply is active; ``INTERRUPT`` (stop, clear, cancel the LLM) once the evidence is
+  in; ``RESUME`` from the exact paused sample when it was not an interruption.
 
 Evidence, and why each piece:
 
@@ -221,7 +221,8 @@ class BargeInController:
         if obs.agent_audible:
             self._last_audible_ms = obs.t_ms
         thr = self._threshold(obs)
-        self.levels.push(obs.level_db)
+        if obs.level_db >= o.noise_floor_min_dbfs:
+            self.levels.push(obs.level_db)
         gate_ok, gate_reason = self._level_gate(obs.level_db)
         is_speech = obs.speech_prob >= thr and gate_ok
         is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
@@ -314,7 +315,8 @@ class BargeInController:
             return _BLOCKED
         span = o.echo_margin_db - o.echo_block_margin_db
         frac = min(1.0, (margin_db - o.echo_block_margin_db) / span) if span > 0 else 1.0
-        return o.playback_threshold_max - frac * (o.playback_threshold_max - o.playback_threshold_min)
+        hi, lo = o.playback_threshold_max, o.playback_threshold_min
+        return hi - frac * (hi - lo)
 
     def _near_end(self, obs: Observation) -> bool:
         share = obs.near_end_share

@@ -182,6 +182,24 @@ def test_quiet_sound_below_noise_floor_gate_is_not_speech() -> None:
     assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
 
 
+def test_digital_silence_does_not_pin_the_noise_floor() -> None:
+    # AEC3 outputs exact zeros for much of the agent's speech: those windows say nothing about
+    # the room, and counted in they held the floor at -120 dBFS so that min_snr_db gated nothing
+    r = Run()
+    for _ in range(20):
+        r.feed(6, 0.0, level_db=-120.0, features=None)
+        r.feed(4, 0.02, level_db=-40.0, features=None)  # the room, between suppressed stretches
+    assert r.c.levels.noise_floor_db == pytest.approx(-40.0)
+    r.feed(10, 0.95, level_db=-36.0)  # a distant TV, 4 dB over the room
+    assert r.actions() == []
+    every = Run(BargeInOptions(noise_floor_min_dbfs=-float("inf")))
+    for _ in range(20):
+        every.feed(6, 0.0, level_db=-120.0, features=None)
+        every.feed(4, 0.02, level_db=-40.0, features=None)
+    every.feed(10, 0.95, level_db=-36.0)
+    assert [a for _, a in every.actions()] == [Action.SOFT_YIELD]
+
+
 def test_reply_end_clears_soft_yield() -> None:
     r = Run()
     quiet_start(r)
@@ -282,7 +300,7 @@ def test_skipping_silero_under_the_gate_changes_no_decision() -> None:
     levels = np.concatenate([rng.uniform(-75, -60, 150), rng.uniform(-75, -15, 400)])
     probs = rng.uniform(0, 1, len(levels))
     full, skipping = Run(), Run()
-    for level, prob in zip(levels, probs):
+    for level, prob in zip(levels, probs, strict=True):
         full.feed(1, float(prob), level_db=float(level))
         p = float(prob) if skipping.c.needs_speech_prob(float(level)) else 0.0
         skipping.feed(1, p, level_db=float(level))
