@@ -127,6 +127,7 @@ class EchoCanceller:
         double_talk_margin_db: float = 6.0,
         far_end_gate_dbfs: float = -60.0,
         wait_for_echo: bool = True,
+        near_end_gain_bound_db: float | None = 18.0,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
@@ -149,6 +150,7 @@ class EchoCanceller:
         # the gain bound needs the far end 20 dB over the gate, as energy over its window
         self._bound_min_ref_sum = _BOUND_FRAMES * 10 ** ((self.far_end_gate_dbfs + 20.0) / 10)
         self.wait_for_echo = wait_for_echo
+        self.near_end_gain_bound_db = near_end_gain_bound_db
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -174,7 +176,9 @@ class EchoCanceller:
 
         self._near_end = (
             NearEndDetector(
-                sample_rate_hz=self.sample_rate_hz, max_delay_ms=max(self.max_delay_ms, 10.0)
+                sample_rate_hz=self.sample_rate_hz,
+                max_delay_ms=max(self.max_delay_ms, 10.0),
+                gain_bound_margin_db=self.near_end_gain_bound_db,
             )
             if self.echo_cancellation
             else None

@@ -194,6 +194,11 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             ),
             on_frame=self.feed_aec_frame,
             wait_for_echo=self.options.aec_wait_for_echo,
+            near_end_gain_bound_db=(
+                self.options.near_end_gain_bound_margin_db
+                if self.options.near_end_gain_bound
+                else None
+            ),
         )
         return self._input
 

@@ -31,6 +31,15 @@ class BargeInOptions:
     someone else is surely there (``NearEndDetector``): the echo gates are lifted and the onset
     threshold is ``playback_threshold_min``. Bundled echo-only calls peak at 0.28; at 0.3 the
     bundled set yielded to more breaths and coughs (README); 1 turns the cue off."""
+    near_end_gain_bound: bool = True
+    """The near-end cue learns, per delay and sub-band, how loud the echo can be from the recent
+    past (``NearEndDetector(gain_bound_margin_db=...)``): with no echo path, or a weak one, a
+    caller quieter than the agent is not taken for its echo. False: the echo may always be 3 dB
+    over the played audio. Read when the input is set up, like ``aec_noise_suppression``."""
+    near_end_gain_bound_margin_db: float = 18.0
+    """Margin over the learned bound (spectra fluctuate): bundled echo-only calls start to read
+    as near-end from ~12 dB. A louder echo path by more than this (the volume turned up) reads
+    as near-end until ``gain_history_ms`` (1.5 s) has seen it."""
     echo_block_margin_db: float = 3.0
     """Below this margin over the residual echo no onset is possible while echo is expected."""
     onset_ms: float = 32.0

@@ -274,6 +274,7 @@ class EchoCancelledInput(io.AudioInput):
         noise_suppression: bool = True,
         max_delay_ms: float = 1000.0,
         wait_for_echo: bool = True,
+        near_end_gain_bound_db: float | None = 18.0,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
         self._tap = tap
@@ -281,6 +282,7 @@ class EchoCancelledInput(io.AudioInput):
         self._noise_suppression = noise_suppression
         self._max_delay_ms = max_delay_ms
         self._wait_for_echo = wait_for_echo
+        self._near_end_gain_bound_db = near_end_gain_bound_db
         self._rate_hz: int | None = None
         self._aec: EchoCanceller | None = None
         self._splitter: FrameSplitter | None = None
@@ -304,6 +306,7 @@ class EchoCancelledInput(io.AudioInput):
             noise_suppression=self._noise_suppression,
             max_delay_ms=self._max_delay_ms,
             wait_for_echo=self._wait_for_echo,
+            near_end_gain_bound_db=self._near_end_gain_bound_db,
         )
         self._splitter = FrameSplitter(sample_rate_hz=rate_hz)
 

@@ -374,3 +374,22 @@ async def test_noise_suppression_follows_the_options(ns: bool) -> None:
         assert tail_db < in_db - 6
     else:
         assert tail_db > in_db - 1.5  # only the high-pass filter
+
+
+@pytest.mark.parametrize(
+    ("bound", "margin_db", "expect"), [(True, 12.0, 12.0), (False, 12.0, None)]
+)
+async def test_near_end_gain_bound_follows_the_options(
+    bound: bool, margin_db: float, expect: float | None
+) -> None:
+    from livekit_bargein import BargeIn, BargeInOptions
+
+    engine = BargeIn(options=BargeInOptions(
+        near_end_gain_bound=bound, near_end_gain_bound_margin_db=margin_db
+    ))  # fmt: skip
+    frames = _frames(_noise(16_000, 0.2), rate_hz=16_000, frame_ms=10)
+    inp = engine.wrap_input(ScriptedSource(frames))
+    await _drain(inp)
+    aec = inp._aec  # type: ignore[attr-defined]
+    assert aec is not None and aec.near_end_gain_bound_db == expect
+    assert (aec._near_end._bound is not None) == bound
