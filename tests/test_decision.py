@@ -244,13 +244,22 @@ def _held_back_then(ctrl: BargeInController, t_ms: float) -> None:
 
 
 def test_words_after_held_back_speech_interrupt_without_a_soft_yield() -> None:
-    ctrl = BargeInController(BargeInOptions())
+    ctrl = BargeInController(BargeInOptions(blocked_speech_words=2))
     ctrl.set_reply_active(True, t_ms=0.0)
     _held_back_then(ctrl, 1000.0)
     assert ctrl.state is ControllerState.SPEAKING  # no soft yield: the gate held it back
     assert ctrl.on_transcript("wait", is_final=False, t_ms=1300.0) is None  # one word: not yet
     assert ctrl.on_transcript("uh-huh okay", is_final=False, t_ms=1350.0) is None  # backchannel
     d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
+    assert d is not None and d.action is Action.INTERRUPT
+
+
+def test_by_default_one_word_after_held_back_speech_interrupts() -> None:
+    ctrl = BargeInController(BargeInOptions())
+    ctrl.set_reply_active(True, t_ms=0.0)
+    _held_back_then(ctrl, 1000.0)
+    assert ctrl.on_transcript("okay", is_final=False, t_ms=1300.0) is None  # a backchannel
+    d = ctrl.on_transcript("okay wait", is_final=False, t_ms=1350.0)
     assert d is not None and d.action is Action.INTERRUPT
 
 
@@ -377,9 +386,11 @@ def test_sound_no_delay_of_the_agent_explains_lifts_the_echo_gates(
     assert lifted.decisions[-1].threshold == pytest.approx(0.6)  # playback_threshold_min
 
 
-def _garbled_window(share: float, *, level_db: float = -40.0) -> BargeInController:
+def _garbled_window(
+    share: float, *, level_db: float = -40.0, options: BargeInOptions | None = None
+) -> BargeInController:
     # Silero scores a garbled caller low (no onset) while the agent plays
-    ctrl = BargeInController(BargeInOptions())
+    ctrl = BargeInController(options or BargeInOptions())
     ctrl.set_reply_active(True, t_ms=0.0)
     for i in range(20):
         ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
@@ -400,10 +411,14 @@ def test_unexplained_sound_counts_as_held_back_speech() -> None:
 
 
 def test_one_word_confirms_sound_that_was_surely_not_the_agent() -> None:
-    # near_end_blocked_speech_words (1) instead of blocked_speech_words (2)
-    d = _garbled_window(0.6).on_transcript("wait", is_final=False, t_ms=1400.0)
+    # near_end_blocked_speech_words (1) where blocked_speech_words asks for two
+    two = BargeInOptions(blocked_speech_words=2)
+    d = _garbled_window(0.6, options=two).on_transcript("wait", is_final=False, t_ms=1400.0)
     assert d is not None and d.action is Action.INTERRUPT
-    assert _garbled_window(0.6).on_transcript("okay", is_final=False, t_ms=1400.0) is None
-    assert _garbled_window(0.1).on_transcript("wait", is_final=False, t_ms=1400.0) is None
-    late = _garbled_window(0.6).on_transcript("wait", is_final=False, t_ms=1000.0 + 1600.0)
+    assert _garbled_window(0.6, options=two).on_transcript("okay", is_final=False,
+                                                           t_ms=1400.0) is None  # fmt: skip
+    assert _garbled_window(0.1, options=two).on_transcript("wait", is_final=False,
+                                                           t_ms=1400.0) is None  # fmt: skip
+    late = _garbled_window(0.6, options=two).on_transcript("wait", is_final=False,
+                                                           t_ms=1000.0 + 1600.0)  # fmt: skip
     assert late is None  # blocked_speech_window_ms
