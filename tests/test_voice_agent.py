@@ -248,9 +248,11 @@ def test_worker_session_yields_to_an_interrupt_offline(
     score = score_scenario(trace)
     assert score["measured"] and not score["missed"], score
     assert score["false_yields"] == 0
-    assert [e["kind"] for e in trace.events if e["kind"].startswith("bargein_")][-1] == (
-        "bargein_interrupt"
-    )
+    kinds = [e["kind"] for e in trace.events if e["kind"].startswith("bargein_")]
+    # the interrupt is the reply's last decision; the follow-up reply may see the caller's tail
+    # (a soft yield and a resume, under 100 ms or after the scored window)
+    assert "bargein_interrupt" in kinds, kinds
+    assert kinds[0] in ("bargein_soft_yield", "bargein_interrupt"), kinds
     # the chat context keeps what was said, marked interrupted, shorter than the full reply
     assert trace.context is not None and trace.context.message_interrupted is True
     said = trace.context.message_text.split()
@@ -258,7 +260,7 @@ def test_worker_session_yields_to_an_interrupt_offline(
     assert AGENT_TEXT.startswith(" ".join(said[:3]))
     # the playground view saw it
     actions = [m["action"] for m in setup.participant.messages()]
-    assert actions[0] == "soft_yield" and actions[-1] == "interrupt"
+    assert actions[0] in ("soft_yield", "interrupt") and "interrupt" in actions, actions
     attrs = setup.participant.attributes
     assert attrs[ATTR_INTERRUPTS] == "1" and attrs[ATTR_PROFILE] == "speakerphone"
     assert attrs[ATTR_STATE] in ("listening", "speaking")  # the follow-up turn may be playing
