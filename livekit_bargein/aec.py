@@ -19,7 +19,7 @@ import numpy as np
 from livekit import rtc
 
 from .delay import EchoDelayEstimator
-from .near_end import NearEndDetector
+from .near_end import GAIN_BOUND_MARGIN_DB, NearEndDetector
 
 __all__ = ["SUPPORTED_RATES_HZ", "AecFrame", "EchoCanceller", "FrameSplitter", "to_mono_float"]
 
@@ -127,7 +127,7 @@ class EchoCanceller:
         double_talk_margin_db: float = 6.0,
         far_end_gate_dbfs: float = -60.0,
         wait_for_echo: bool = True,
-        near_end_gain_bound_db: float | None = 18.0,
+        near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NearEndDetector"]
+__all__ = ["GAIN_BOUND_MARGIN_DB", "NearEndDetector"]
+
+GAIN_BOUND_MARGIN_DB = 18.0
+"""Default margin over the learned echo-gain bound (bundled echo-only calls creep up from ~12)."""
 
 
 class NearEndDetector:
@@ -66,7 +69,7 @@ class NearEndDetector:
         smear_ms: float = 80.0,
         gain_margin_db: float = 3.0,
         band_hz: tuple[float, float] = (100.0, 4000.0),
-        gain_bound_margin_db: float | None = 18.0,
+        gain_bound_margin_db: float | None = GAIN_BOUND_MARGIN_DB,
         gain_history_ms: float = 1500.0,
         bound_sub_bands_hz: tuple[float, ...] = (100.0, 300.0, 700.0, 1500.0, 4000.0),
         bound_active_dbfs: float = -50.0,
@@ -128,12 +131,12 @@ class NearEndDetector:
         spec[0] = np.abs(np.fft.rfft(self._ref * self._hann))[band] ** 2
         m = np.abs(np.fft.rfft(self._mic * self._hann))[band] ** 2
         total = float(m.sum())
-        gain: np.ndarray | float = self._gain
         if self._bound is not None:
-            gain = self._bound.push(spec[0], m)  # learns from quiet hops too
+            self._bound.push(spec[0], m)
         if total <= self._quiet_sum:  # too quiet to be a caller: not worth the search
             self.share = 0.0
             return self.share
+        gain = self._gain if self._bound is None else self._bound.gain()
         # Smeared spectrum for every delay: the max over +-smear hops around it.
         s, lags = self._smear, self._n_lags
         sm = self._smeared
@@ -184,8 +187,8 @@ class _GainBound:
         self._margin = margin
         self._cap = cap
 
-    def push(self, ref_spec: np.ndarray, mic_spec: np.ndarray) -> np.ndarray:
-        """The newest hop's band spectra; returns the gain per (delay, bin)."""
+    def push(self, ref_spec: np.ndarray, mic_spec: np.ndarray) -> None:
+        """The newest hop's band spectra (every hop, quiet ones too: they bound the most)."""
         ref = self._ref
         ref[1:] = ref[:-1]
         ref[0] = ref_spec @ self._onehot
@@ -197,5 +200,8 @@ class _GainBound:
             ratio = np.where(aligned > self._active, mic / aligned, np.inf)
         self._ratios[self._pos] = ratio
         self._pos = (self._pos + 1) % self._ratios.shape[0]
+
+    def gain(self) -> np.ndarray:
+        """The gain the coverage test may assume, per (delay, bin)."""
         bound = np.minimum(self._ratios.min(axis=0) * self._margin, self._cap)
         return bound[:, self._band_of_bin]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .near_end import GAIN_BOUND_MARGIN_DB
+
 
 @dataclass(frozen=True, kw_only=True)
 class BargeInOptions:
@@ -36,7 +38,7 @@ class BargeInOptions:
     past (``NearEndDetector(gain_bound_margin_db=...)``): with no echo path, or a weak one, a
     caller quieter than the agent is not taken for its echo. False: the echo may always be 3 dB
     over the played audio. Read when the input is set up, like ``aec_noise_suppression``."""
-    near_end_gain_bound_margin_db: float = 18.0
+    near_end_gain_bound_margin_db: float = GAIN_BOUND_MARGIN_DB
     """Margin over the learned bound (spectra fluctuate): bundled echo-only calls start to read
     as near-end from ~12 dB. A louder echo path by more than this (the volume turned up) reads
     as near-end until ``gain_history_ms`` (1.5 s) has seen it."""

@@ -25,6 +25,7 @@ from livekit.agents.voice import io
 from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
 from .context import TimedText
 from .log import logger
+from .near_end import GAIN_BOUND_MARGIN_DB
 from .resample import PolyphaseResampler
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
@@ -274,7 +275,7 @@ class EchoCancelledInput(io.AudioInput):
         noise_suppression: bool = True,
         max_delay_ms: float = 1000.0,
         wait_for_echo: bool = True,
-        near_end_gain_bound_db: float | None = 18.0,
+        near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
         self._tap = tap
