@@ -224,6 +224,8 @@ class BargeInController:
         if obs.level_db >= o.noise_floor_min_dbfs:
             self.levels.push(obs.level_db)
         gate_ok, gate_reason = self._level_gate(obs.level_db)
+        if gate_ok and self.state is ControllerState.SPEAKING:
+            gate_ok = self._above_background(obs.level_db)
         is_speech = obs.speech_prob >= thr and gate_ok
         is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
         near_end = self._near_end(obs)
@@ -264,6 +266,8 @@ class BargeInController:
                 self._speech_ms += dt
         if self._speaking and is_speech:
             self.levels.push_speech(obs.level_db)
+        if not self._speaking and self.state is not ControllerState.SOFT_YIELD:
+            self.levels.push_background(obs.level_db)
 
         # -- the agent's audio --
         action, reason = Action.NONE, ""
@@ -342,6 +346,10 @@ class BargeInController:
         if speech is not None and level_db < speech - o.below_speech_level_db:
             return False, "below caller level"
         return True, ""
+
+    def _above_background(self, level_db: float) -> bool:
+        background = self.levels.background_db
+        return background is None or level_db >= background + self.options.background_margin_db
 
     def _confirming_words(self, ev: _Event) -> int:
         return sum(1 for w in ev.words if w not in self.options.backchannel_words)

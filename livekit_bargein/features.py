@@ -765,6 +765,11 @@ class LevelTrackerOptions:
         speech_percentile: Percentile of confirmed-speech window levels reported as the speech level
             (the median: robust to soft consonants and to the odd shout).
         min_speech_ms: Confirmed speech needed before a speech level is reported.
+        background_history_ms: Span of the background level (windows outside the caller's
+            speech runs).
+        background_percentile: Percentile of those windows reported as the background level:
+            the loud moments of whatever has been going on (babble, a TV, a leaking echo), not
+            its average, so that a sound has to rise above the background to be new.
     """
 
     window_ms: float = 32.0
@@ -773,6 +778,9 @@ class LevelTrackerOptions:
     speech_history_ms: float = 30_000.0
     speech_percentile: float = 50.0
     min_speech_ms: float = 500.0
+    background_history_ms: float = 4_000.0
+    background_percentile: float = 90.0
+    background_spread_max_db: float = 20.0
 
 
 class _RollingLevels:
@@ -823,6 +831,10 @@ class LevelTracker:
             math.ceil(o.speech_history_ms / o.window_ms), o.speech_percentile
         )
         self._min_speech_windows = max(1, math.ceil(o.min_speech_ms / o.window_ms))
+        self._background = _RollingLevels(
+            math.ceil(o.background_history_ms / o.window_ms), o.background_percentile
+        )
+        self._min_background_windows = self._background._buf.shape[0] // 2
 
     def push(self, level_db: float) -> None:
         """Add one window's level (dBFS), whatever it contains."""
@@ -831,6 +843,24 @@ class LevelTracker:
     def push_speech(self, level_db: float) -> None:
         """Add one window's level (dBFS) known to be the user's speech."""
         self._speech.push(max(level_db, _SILENCE_DB))
+
+    def push_background(self, level_db: float) -> None:
+        """Add one window's level (dBFS) that was not part of the user's speech."""
+        self._background.push(max(level_db, _SILENCE_DB))
+
+    @property
+    def background_db(self) -> float | None:
+        """High percentile of recent non-speech window levels (dBFS); None until half of
+        ``background_history_ms`` was seen, and while those levels spread over more than
+        ``background_spread_max_db`` (bursts such as a leaking echo, not a steady background)."""
+        if len(self._background) < self._min_background_windows:
+            return None
+        high = self._background.percentile()
+        low = self._background.percentile(10.0)
+        assert high is not None and low is not None
+        if high - low > self._opts.background_spread_max_db:
+            return None
+        return high
 
     @property
     def noise_floor_db(self) -> float | None:

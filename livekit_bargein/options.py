@@ -58,6 +58,11 @@ class BargeInOptions:
     window counts) in two same-run A/Bs: p50 130-152 vs 206-209 ms, false yields 2.9-3.5 vs
     2.4-2.6 per agent-minute: a gate that works also ends speech runs in quiet gaps, so every new
     onset is heard (README, "What happens inside")."""
+    background_margin_db: float = 6.0
+    """While the agent speaks, an onset must be this far above the recent background: the 90th
+    percentile of the cleaned level over the last 4 s, outside the caller's speech runs
+    (``LevelTrackerOptions``). Sound that has gone on for seconds (babble, office chatter, a
+    leaking echo) is not a barge-in; a caller rises above it."""
     below_speech_level_db: float = 18.0
     """Once the caller's speech level is known, windows this far below it are ignored."""
     confirm_speech_ms: float = 700.0

@@ -182,6 +182,36 @@ def test_quiet_sound_below_noise_floor_gate_is_not_speech() -> None:
     assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
 
 
+def test_an_onset_must_rise_above_a_steady_background_while_the_agent_speaks() -> None:
+    # Crowded-room babble the AEC cannot remove and Silero half believes: seconds of it at
+    # -42 +- 2 dBFS, with a quiet room floor under it (the gaps between voices).
+    def babble(r: Run) -> None:
+        for i in range(150):
+            r.feed(1, 0.55, level_db=-42.0 + 2.0 * np.sin(i), features=None)
+            if i % 5 == 0:
+                r.feed(1, 0.02, level_db=-56.0, features=None)
+
+    r = Run()
+    babble(r)
+    bg = r.c.levels.background_db
+    assert bg is not None and -41.0 < bg < -39.0
+    r.feed(10, 0.9, level_db=-38.0)  # a louder voice in the babble: 2 dB over its loud end
+    assert r.actions() == []
+    r.feed(1, 0.02, level_db=-56.0, features=None)
+    r.feed(10, 0.9, level_db=-26.0)  # the caller, 14 dB over it
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
+    # without the agent talking, the caller's turn-taking is LiveKit's: the gate is not applied
+    idle = Run(reply=False)
+    babble(idle)
+    idle.feed(10, 0.9, level_db=-38.0)
+    assert idle.first(lambda d: d.speech_started) is not None
+    # margin 0: the louder voice in the babble is an onset again
+    loose = Run(BargeInOptions(background_margin_db=0.0))
+    babble(loose)
+    loose.feed(10, 0.9, level_db=-38.0)
+    assert [a for _, a in loose.actions()] == [Action.SOFT_YIELD]
+
+
 def test_digital_silence_does_not_pin_the_noise_floor() -> None:
     # AEC3 outputs exact zeros for much of the agent's speech: those windows say nothing about
     # the room, and counted in they held the floor at -120 dBFS so that min_snr_db gated nothing

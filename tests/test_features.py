@@ -396,6 +396,24 @@ def test_noise_floor_follows_steps_and_ignores_short_loud_events() -> None:
     assert tracker.above_noise_db(-30.0) == pytest.approx(30.0, abs=2.0)
 
 
+def test_background_is_the_loud_end_of_a_steady_background_only() -> None:
+    tracker = LevelTracker()
+    rng = np.random.default_rng(3)
+    babble = [-42.0 + rng.normal(0.0, 3.0) for _ in range(125)]  # 4 s of babble, +-3 dB
+    for level in babble[:61]:  # under half the history: not known yet
+        tracker.push_background(level)
+    assert tracker.background_db is None
+    for level in babble[61:]:
+        tracker.push_background(level)
+    assert tracker.background_db == pytest.approx(np.percentile(babble, 90), abs=0.5)
+    # An echo leaking in bursts (-20 dBFS, then AEC3 silence) is not a steady background:
+    # the echo gates judge that, this gate stays out of the way.
+    bursts = LevelTracker()
+    for i in range(125):
+        bursts.push_background(-20.0 if i % 4 == 0 else -90.0)
+    assert bursts.background_db is None
+
+
 def test_speech_level_needs_enough_speech_then_is_the_median() -> None:
     tracker = LevelTracker(LevelTrackerOptions(window_ms=32.0, min_speech_ms=500.0))
     for i in range(15):  # 480 ms

@@ -60,6 +60,8 @@ class Result:
     decisions: list[tuple[float, str, str]] = field(default_factory=list)
     windows: list[dict[str, Any]] = field(default_factory=list)
     voiced_ms: float | None = None
+    event_ms: tuple[float, float] | None = None
+    """The user event's first and last active sample (after the agent's first sample)."""
 
 
 _worker_state: dict[str, Any] = {}
@@ -113,7 +115,7 @@ def replay(scenario: Any) -> Result:
     from livekit_bargein.aec import EchoCanceller
     from livekit_bargein.decision import Action
     from livekit_bargein.engine import BargeIn, _level_db
-    from livekit_bargein.eval.acoustics import AcousticPath
+    from livekit_bargein.eval.acoustics import AcousticPath, active_span
     from livekit_bargein.options import profile
     from livekit_bargein.vad import WINDOW_SAMPLES
 
@@ -163,10 +165,8 @@ def replay(scenario: Any) -> Result:
                     "raw": None if o.raw_level_db is None else round(o.raw_level_db),
                     "res": None if o.residual_echo_db is None else round(o.residual_echo_db),
                     "floor": None if w.noise_floor_db is None else round(w.noise_floor_db),
+                    "bg": _round(engine.controller.levels.background_db),
                     "ne": None if o.near_end_share is None else round(o.near_end_share, 2),
-                    "nes": None
-                    if o.near_end_sustained_share is None
-                    else round(o.near_end_sustained_share, 2),
                     "neo": int(o.near_end_over_echo),
                     "uns": int(o.aec_unsettled),
                     "el": None if o.echo_likeness is None else round(o.echo_likeness, 2),
@@ -245,6 +245,12 @@ def replay(scenario: Any) -> Result:
         decisions=decisions,
         windows=windows,
         voiced_ms=None if voiced is None else (voiced - lead) / 16.0,
+        event_ms=None
+        if path.user_start is None or end is None
+        else (
+            (path.user_start + active_span(path.user, sample_rate_hz=_RATE_HZ)[0] - lead) / 16.0,
+            (end - lead) / 16.0,
+        ),
     )
     answer = None
     if scenario.label == "interrupt" and voiced is not None:
@@ -271,6 +277,12 @@ def summarize(results: list[Result]) -> dict[str, Any]:
     ttfy = np.array([r.ttfy_ms for r in inter if r.ttfy_ms is not None])
     agent_min = sum(r.agent_ms for r in results) / 60000.0
     labels = sorted({r.label for r in results})
+    phantom = 0  # yields outside the user event (from 100 ms before it to 1 s after it)
+    for r in results:
+        ev = r.event_ms
+        for y in r.yields:
+            if ev is None or not ev[0] - 100 <= y["start_ms"] <= ev[1] + 1000:
+                phantom += 1
     by_label = {
         lab: 100.0 * np.mean([r.false_yields > 0 for r in results if r.label == lab])
         for lab in labels
@@ -284,7 +296,12 @@ def summarize(results: list[Result]) -> dict[str, Any]:
         "false_yields": int(sum(r.false_yields for r in results)),
         "false_per_min": sum(r.false_yields for r in results) / agent_min if agent_min else None,
         "by_label": by_label,
+        "phantom_yields": phantom,
     }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x)
 
 
 def _print_trace(r: Result) -> None:
@@ -348,11 +365,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"false={r.false_yields} {[d[1:] for d in r.decisions[:3]]}"
                 )
     by_label = " ".join(f"{k}={v:.0f}" for k, v in summary["by_label"].items())
+
+    def num(key: str) -> str:
+        v = summary[key]
+        return "-" if v is None else f"{v:.0f}"
+
     print(
-        f"{','.join(args.set) or 'defaults'}: p50={summary['ttfy_p50']:.0f} "
-        f"p95={summary['ttfy_p95']:.0f} max={summary['ttfy_max']:.0f} "
-        f"unmeasured={summary['unmeasured']} missed={summary['missed_pct']:.1f}% "
-        f"false/min={summary['false_per_min']:.2f} ({summary['false_yields']})  {by_label}  "
+        f"{','.join(args.set) or 'defaults'}: p50={num('ttfy_p50')} "
+        f"p95={num('ttfy_p95')} max={num('ttfy_max')} "
+        f"unmeasured={summary['unmeasured']} missed={num('missed_pct')}% "
+        f"false/min={summary['false_per_min']:.2f} ({summary['false_yields']}, "
+        f"{summary['phantom_yields']} outside the event)  {by_label}  "
         f"[{time.monotonic() - t0:.0f} s]"
     )
     if args.out is not None:
