@@ -190,6 +190,7 @@ class DecisionTrace:
                 "double_talk": obs.double_talk,
                 "noise_floor_db": _num(rec.noise_floor_db, 1),
                 "speech_level_db": _num(rec.speech_level_db, 1),
+                "background_db": _num(rec.background_db, 1),
                 "state": d.state.value,
                 "speaking": d.speaking,
                 "agent_audible": obs.agent_audible,

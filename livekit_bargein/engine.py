@@ -68,6 +68,8 @@ class WindowRecord:
     decision: Decision
     noise_floor_db: float | None
     speech_level_db: float | None
+    background_db: float | None = None
+    """The steady background an onset must rise above while the agent speaks (None: none)."""
 
 
 EventTypes = Literal["window", "decision"]
@@ -360,7 +362,9 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             levels = self.controller.levels
             self.emit(
                 "window",
-                WindowRecord(obs, d, levels.noise_floor_db, levels.speech_level_db),
+                WindowRecord(
+                    obs, d, levels.noise_floor_db, levels.speech_level_db, levels.background_db
+                ),
             )
         return d
 

@@ -47,7 +47,7 @@ def test_rows_cover_every_window_and_decision(tmp_path: Path) -> None:
     assert len(data.frames) == round(call.t_ms / 32.0) == 200
     f = data.frames[-1]
     for key in ("prob", "threshold", "residual_echo_db", "double_talk", "noise_floor_db",
-                "state", "level_db", "raw_level_db", "ref_level_db"):  # fmt: skip
+                "background_db", "state", "level_db", "raw_level_db", "ref_level_db"):  # fmt: skip
         assert key in f
     assert f["t_ms"] == call.t_ms and f["raw_level_db"] == f["level_db"] + 3.0
     # while the agent plays the threshold is the playback one, not the idle 0.5
