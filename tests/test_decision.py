@@ -91,13 +91,14 @@ def test_threshold_rises_with_residual_echo() -> None:
     assert r.actions() == []
     assert r.decisions[-1].threshold > 1.0
     # halfway between the block margin (3 dB) and the full margin (12 dB): halfway threshold
-    r1 = Run()
+    o = BargeInOptions(playback_threshold_min=0.6, playback_threshold_max=0.9)
+    r1 = Run(o)
     quiet_start(r1)
     r1.feed(10, 0.7, level_db=-32.5, residual_db=-40.0)
     assert r1.decisions[-1].threshold == pytest.approx(0.75)
     assert r1.actions() == []
     # the same probability well above the residual echo is the caller
-    r2 = Run()
+    r2 = Run(o)
     quiet_start(r2)
     r2.feed(10, 0.8, level_db=-30.0, residual_db=-60.0)
     assert [a for _, a in r2.actions()] == [Action.SOFT_YIELD]
@@ -413,7 +414,9 @@ def test_sound_no_delay_of_the_agent_explains_lifts_the_echo_gates(
     assert onset(None).actions() == []  # unknown: the gate stands
     lifted = onset(0.5)
     assert [a for _, a in lifted.actions()] == [Action.SOFT_YIELD]
-    assert lifted.decisions[-1].threshold == pytest.approx(0.6)  # playback_threshold_min
+    assert lifted.decisions[-1].threshold == pytest.approx(
+        BargeInOptions().playback_threshold_min
+    )
 
 
 def _garbled_window(
