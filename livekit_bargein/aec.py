@@ -63,6 +63,11 @@ class AecFrame:
         near_end_share: share of the mic's power no delay of the reference explains (see
             :class:`~livekit_bargein.near_end.NearEndDetector`); None with echo cancellation
             off or before the first 40 ms.
+        near_end: the microphone with what the played audio explains taken out (see
+            ``NearEndDetector(separate=True)``), the samples completed during this frame (0 or
+            20 ms worth, ~40 ms behind the mic); None unless ``separate_near_end``.
+        near_end_trusted: the estimate's echo bound has been learnt (see
+            ``NearEndDetector.bound_learned``); before, it erases callers too.
     """
 
     clean: np.ndarray
@@ -77,6 +82,8 @@ class AecFrame:
     double_talk: bool
     delay_ms: float | None
     near_end_share: float | None = None
+    near_end: np.ndarray | None = None
+    near_end_trusted: bool = False
 
 
 class EchoCanceller:
@@ -112,6 +119,7 @@ class EchoCanceller:
             end by 60-90 dB when there is no echo at all, and for seconds when there is; until
             the echo is found the barge-in engine's own echo gates (residual margin, level
             learning) stand in. Needs ``max_delay_ms > 0``.
+        separate_near_end: also hand out the near-end estimate (``AecFrame.near_end``).
     """
 
     def __init__(
@@ -128,6 +136,7 @@ class EchoCanceller:
         far_end_gate_dbfs: float = -60.0,
         wait_for_echo: bool = True,
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
+        separate_near_end: bool = False,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
@@ -151,6 +160,7 @@ class EchoCanceller:
         self._bound_min_ref_sum = _BOUND_FRAMES * 10 ** ((self.far_end_gate_dbfs + 20.0) / 10)
         self.wait_for_echo = wait_for_echo
         self.near_end_gain_bound_db = near_end_gain_bound_db
+        self.separate_near_end = separate_near_end
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -179,6 +189,7 @@ class EchoCanceller:
                 sample_rate_hz=self.sample_rate_hz,
                 max_delay_ms=max(self.max_delay_ms, 10.0),
                 gain_bound_margin_db=self.near_end_gain_bound_db,
+                separate=self.separate_near_end,
             )
             if self.echo_cancellation
             else None
@@ -333,6 +344,9 @@ class EchoCanceller:
         ref_pow: float,
         near_end_share: float | None = None,
     ) -> AecFrame:
+        near_end = None
+        if self._near_end is not None and self.separate_near_end:
+            near_end = self._near_end.pop_near_end()
         # Reference power history (10 ms resolution) for level alignment. Each value is
         # stored twice, L apart, so every window ending at the newest frame is one slice.
         hist, size = self._ref_pow, self._pow_len
@@ -419,6 +433,8 @@ class EchoCanceller:
             double_talk=double_talk,
             delay_ms=delay_ms,
             near_end_share=near_end_share,
+            near_end=near_end,
+            near_end_trusted=near_end is not None and self._near_end.bound_learned,
         )
 
     def _bound_gain(

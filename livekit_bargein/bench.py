@@ -246,10 +246,12 @@ def _measure_silero_plugin(scene: _Scene) -> _Cpu:
 
 
 _PARTS = (
-    "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "glue", "silero", "engine_window"
+    "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "near_end_silero", "glue", "silero",
+    "engine_window",
 )
 _SUBPARTS = {  # included in their parent
-    "webrtc_apm": "apm_aec", "delay_estimator": "apm_aec", "near_end": "apm_aec"
+    "webrtc_apm": "apm_aec", "delay_estimator": "apm_aec", "near_end": "apm_aec",
+    "near_end_silero": "apm_aec",
 }
 
 
@@ -261,11 +263,17 @@ def _measure_pipeline(
     figure comes from an uninstrumented pass."""
     rate = scene.rate_hz
     n = rate // 100
-    # Same construction as EchoCancelledInput._setup: AEC3 + NS + HPF, 1 s delay search.
-    aec = EchoCanceller(sample_rate_hz=rate, noise_suppression=True, max_delay_ms=1000.0)
-    model = _silero_model()
     # The real engine does the per-window work (echo state, features when needed, controller).
     engine = BargeIn(profile="speakerphone")
+    # Same construction as EchoCancelledInput._setup: AEC3 + NS + HPF, 1 s delay search, the
+    # near-end estimate when the options read it.
+    aec = EchoCanceller(
+        sample_rate_hz=rate,
+        noise_suppression=True,
+        max_delay_ms=1000.0,
+        separate_near_end=engine.options.separates_near_end,
+    )
+    model = _silero_model()
     controller = engine.controller
     controller.set_reply_active(True, t_ms=0.0)
     resampler: Any = None
@@ -279,9 +287,9 @@ def _measure_pipeline(
         # Sub-parts of EchoCanceller.process, timed by wrapping the instance's collaborators:
         # the native WebRTC APM calls (FFI included) and the GCC-PHAT delay estimator.
         def timed(fn: Callable[..., Any], part: str) -> Callable[..., Any]:
-            def wrapper(*args: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
                 c = clock()
-                out = fn(*args)
+                out = fn(*args, **kwargs)
                 parts_ns[part] += clock() - c
                 return out
 
@@ -296,6 +304,8 @@ def _measure_pipeline(
         if aec._near_end is not None:
             ne: Any = aec._near_end
             ne.push = timed(ne.push, "near_end")
+        scorer: Any = engine._near_end_scorer
+        scorer.push = timed(scorer.push, "near_end_silero")
 
     buf = np.zeros(0, np.float32)
     samples = 0
@@ -433,7 +443,12 @@ def run_bench(
     for sub, parent in _SUBPARTS.items():
         breakdown[sub]["note"] = f"included in {parent}"
     breakdown["apm_aec"]["note"] = (
-        "EchoCanceller.process: WebRTC APM + delay estimator + near-end cue + echo bookkeeping"
+        "EchoCanceller.process: WebRTC APM + delay estimator + near-end cue and estimate + "
+        "echo bookkeeping; BargeIn.feed_aec_frame (Silero on the near-end estimate)"
+    )
+    breakdown["near_end_silero"]["note"] = (
+        "Silero on the near-end estimate while the agent's echo may be in the mic "
+        "(included in apm_aec)"
     )
     breakdown["glue"]["note"] = "int16 rtc.AudioFrame hand-off and window buffering"
     breakdown["silero"]["note"] = (

@@ -81,6 +81,9 @@ class Observation:
     """Share of the raw microphone's power that no delay of the played audio explains
     (spectral cue, needs neither the echo path nor AEC3; None: unknown)."""
     features: FrameFeatures | None = None
+    near_end_prob: float | None = None
+    """Silero on the near-end estimate (the mic with what the played audio explains taken out,
+    ``NearEndDetector(separate=True)``), its latest window (~40 ms behind); None: not scored."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,15 @@ class BargeInController:
         is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
         near_end = self._near_end(obs)
         if (
+            is_speech
+            and obs.near_end_prob is not None
+            and obs.near_end_prob < o.near_end_speech_min
+            and self._echo_possible(obs)
+        ):
+            # AEC3 lets the agent's echo through while a caller coughs or breathes: the mix
+            # scores as speech; the caller's own sound, without the echo, does not
+            is_speech, is_quiet = False, True
+        if (
             not is_speech
             # the raw-microphone cues hold whatever level AEC3 left (it may have erased it)
             and (gate_ok or near_end or obs.near_end_over_echo)
@@ -287,13 +299,15 @@ class BargeInController:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _echo_possible(self, obs: Observation) -> bool:
+        return obs.agent_audible or (
+            self._last_audible_ms is not None
+            and obs.t_ms - self._last_audible_ms <= self.options.echo_tail_ms
+        )
+
     def _threshold(self, obs: Observation) -> float:
         o = self.options
-        echo_possible = obs.agent_audible or (
-            self._last_audible_ms is not None
-            and obs.t_ms - self._last_audible_ms <= o.echo_tail_ms
-        )
-        if not echo_possible:
+        if not self._echo_possible(obs):
             return o.activation_threshold
         if self._near_end(obs):
             # The mic holds sound no delay of the played audio explains. The gates below judge

@@ -38,7 +38,7 @@ from .log import logger
 from .options import BargeInOptions, profile
 from .taps import EchoCancelledInput, PlaybackTap
 from .turn_detector import BargeInTurnDetector
-from .vad import BargeInVAD
+from .vad import BargeInVAD, NearEndScorer
 
 BLOCK_MIN_WORDS = 1_000_000
 """``min_words`` that no transcript reaches: LiveKit never interrupts an active reply itself."""
@@ -133,6 +133,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._aec_frames = 0
         self._last_pre_delay_ms = 0.0
         self._aec_realigned_at: int | None = None
+        self._near_end_scorer = NearEndScorer()
+        self._echo_frames_left = 0  # 10 ms frames for which the agent's echo may still arrive
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -201,6 +203,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
                 if self.options.near_end_gain_bound
                 else None
             ),
+            separate_near_end=self.options.separates_near_end,
         )
         return self._input
 
@@ -209,6 +212,17 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._recent.append(f)
         self._echo_likeness.push(f.clean_level_db, ref_level_db)
         self._aec_frames += 1
+        if f.far_end_active or f.ref_level_db > _REF_ACTIVE_DB:
+            self._echo_frames_left = int(self.options.echo_tail_ms // 10) + 1
+        elif self._echo_frames_left:
+            self._echo_frames_left -= 1
+        if f.near_end is not None:
+            self._near_end_scorer.push(
+                f.near_end,
+                rate_hz=len(f.clean) * 100,
+                score=self._echo_frames_left > 0 and f.near_end_trusted,
+                needs_model=self.needs_speech_prob,
+            )
         aec = self._input._aec if self._input is not None else None
         pre_delay = aec.pre_delay_ms if aec is not None else 0.0
         if pre_delay != self._last_pre_delay_ms:
@@ -351,8 +365,15 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
                 near_end_over_echo=echo.near_end_over_echo,
                 near_end_share=echo.near_end_share,
                 features=feats,
+                near_end_prob=self._near_end_prob(),
             )
         )
+
+    def _near_end_prob(self) -> float | None:
+        # once the estimate's echo bound is learnt (before, it erases callers too)
+        if not self._recent or not self._recent[-1].near_end_trusted:
+            return None
+        return self._near_end_scorer.prob
 
     def on_observation(self, obs: Observation) -> Decision:
         self._last_t_ms = obs.t_ms

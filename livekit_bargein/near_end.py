@@ -23,6 +23,14 @@ the agent -- which the fixed margin alone always could. Bundled calls (the agent
 echo up to 0 dB over RIRs): interrupts reaching 0.4 within 300 ms of the voice rose from 53 % to
 88 % (median 255 -> 70 ms); echo-only calls still peak at 0.29 (12 dB margin: 0.30).
 
+With ``separate=True`` the detector also hands out the microphone with the explained part taken
+out: per hop, each bin of the mic's spectrum is scaled by the share of its power left over at the
+delay that explains the most (a Wiener-like gain, ``sqrt(residual / mic)``), within ``band_hz``,
+and the hops are overlap-added (Hann, 50 %). What is left is the caller (in the bins the agent
+leaves free) without the agent's voice, so Silero can judge the caller alone; AEC3's output during
+double talk is the caller *plus* leaked echo, which Silero scores as speech when the caller only
+coughs. It lags the microphone by one window (40 ms at the defaults).
+
 Pure numpy, frames in, a number out; 10 ms frames at any of the supported rates.
 """
 
@@ -57,6 +65,7 @@ class NearEndDetector:
         bound_sub_bands_hz: edges of the sub-bands bounded separately (a loudspeaker passes
             some bands far better than others).
         bound_active_dbfs: per-sub-band played level from which a hop bounds the gain.
+        separate: also produce the near-end estimate (:meth:`pop_near_end`).
     """
 
     def __init__(
@@ -73,6 +82,7 @@ class NearEndDetector:
         gain_history_ms: float = 1500.0,
         bound_sub_bands_hz: tuple[float, ...] = (100.0, 300.0, 700.0, 1500.0, 4000.0),
         bound_active_dbfs: float = -50.0,
+        separate: bool = False,
     ) -> None:
         frame = sample_rate_hz // 100
         if hop_ms < 10 or hop_ms % 10:
@@ -114,6 +124,11 @@ class NearEndDetector:
         self._frames = 0
         self.share: float | None = None
         """Latest estimate; None until the first window is full."""
+        self._separate = separate
+        self._ola = np.zeros(self._win, np.float32)  # overlap-add of the masked windows
+        self._hop = self._hop_frames * frame
+        self._near_end: list[np.ndarray] = []
+        self._band = slice(int(self._bins[0]), int(self._bins[-1]) + 1)  # the same bins, a view
 
     def push(self, mic: np.ndarray, ref: np.ndarray) -> float | None:
         """One 10 ms frame of microphone and of what was played at the same time."""
@@ -129,12 +144,15 @@ class NearEndDetector:
         spec = self._ref_spec
         spec[1:] = spec[:-1]
         spec[0] = np.abs(np.fft.rfft(self._ref * self._hann))[band] ** 2
-        m = np.abs(np.fft.rfft(self._mic * self._hann))[band] ** 2
+        mic_spec = np.fft.rfft(self._mic * self._hann)
+        m = np.abs(mic_spec[band]) ** 2
         total = float(m.sum())
         if self._bound is not None:
             self._bound.push(spec[0], m)
         if total <= self._quiet_sum:  # too quiet to be a caller: not worth the search
             self.share = 0.0
+            if self._separate:
+                self._emit(mic_spec, None)
             return self.share
         gain = self._gain if self._bound is None else self._bound.gain()
         # Smeared spectrum for every delay: the max over +-smear hops around it.
@@ -148,8 +166,43 @@ class NearEndDetector:
         sm *= -gain
         sm += m
         np.maximum(sm, 0.0, out=sm)
-        self.share = float(sm.sum(axis=1).min()) / total
+        left = sm.sum(axis=1)
+        best = int(left.argmin())
+        self.share = float(left[best]) / total
+        if self._separate:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._emit(mic_spec, np.where(m > 0.0, np.sqrt(sm[best] / m), 0.0))
         return self.share
+
+    @property
+    def bound_learned(self) -> bool:
+        """Whether the echo-gain bound has seen enough of the agent's audio to be tight. Before
+        that (each reply's first ~0.75 s; always without the bound) the echo is assumed as loud
+        as the played audio, and the near-end estimate keeps little of a caller."""
+        return self._bound is not None and self._bound.learned
+
+    def pop_near_end(self) -> np.ndarray:
+        """Near-end samples completed since the last call (``separate=True``; a hop at a time,
+        so 0 or ``hop_ms`` worth per 10 ms frame)."""
+        if not self._near_end:
+            return np.zeros(0, np.float32)
+        out = np.concatenate(self._near_end)
+        self._near_end.clear()
+        return out
+
+    def _emit(self, mic_spec: np.ndarray, gain: np.ndarray | None) -> None:
+        """Overlap-add one masked window; its oldest hop is complete (``gain`` None: as is)."""
+        band = self._band
+        mic_spec[: band.start] = 0.0
+        mic_spec[band.stop :] = 0.0
+        if gain is not None:
+            mic_spec[band] *= gain
+        hop = self._hop
+        ola = self._ola
+        ola[:-hop] = ola[hop:]
+        ola[-hop:] = 0.0
+        ola += np.fft.irfft(mic_spec, n=self._win)
+        self._near_end.append(ola[:hop].copy())
 
 
 _QUIET_DB = -60.0
@@ -183,6 +236,7 @@ class _GainBound:
         self._active = (active_power * share).astype(np.float32)
         self._ref = np.zeros((n_lags + 1, n_bands), np.float32)  # row 0 newest
         self._ratios = np.full((history_hops, n_lags, n_bands), np.inf, np.float32)
+        self._played = np.zeros(history_hops, bool)  # hops in the history in which the agent played
         self._pos = 0
         self._margin = margin
         self._cap = cap
@@ -199,7 +253,13 @@ class _GainBound:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(aligned > self._active, mic / aligned, np.inf)
         self._ratios[self._pos] = ratio
+        self._played[self._pos] = bool((ref[0] > self._active).any())
         self._pos = (self._pos + 1) % self._ratios.shape[0]
+
+    @property
+    def learned(self) -> bool:
+        """The agent played in at least half of the history: the bound is no longer the cap."""
+        return 2 * int(self._played.sum()) >= len(self._played)
 
     def gain(self) -> np.ndarray:
         """The gain the coverage test may assume, per (delay, bin)."""

@@ -276,8 +276,10 @@ class EchoCancelledInput(io.AudioInput):
         max_delay_ms: float = 1000.0,
         wait_for_echo: bool = True,
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
+        separate_near_end: bool = False,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
+        self._separate_near_end = separate_near_end
         self._tap = tap
         self._on_frame = on_frame
         self._noise_suppression = noise_suppression
@@ -308,6 +310,7 @@ class EchoCancelledInput(io.AudioInput):
             max_delay_ms=self._max_delay_ms,
             wait_for_echo=self._wait_for_echo,
             near_end_gain_bound_db=self._near_end_gain_bound_db,
+            separate_near_end=self._separate_near_end,
         )
         self._splitter = FrameSplitter(sample_rate_hz=rate_hz)
 

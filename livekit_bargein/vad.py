@@ -40,6 +40,61 @@ def _shared_onnx_session() -> object:
     return onnx_model.new_inference_session(force_cpu=True)
 
 
+class NearEndScorer:
+    """Silero on the near-end estimate (``AecFrame.near_end``), with its own recurrent state.
+
+    Push the estimate's samples at the input rate; every complete 32 ms window at 16 kHz is
+    scored while ``score`` is true (the agent's echo may be in the mic: elsewhere the decision
+    does not read it). Windows ``needs_model`` rejects (under the call's level gates: the
+    estimate holds no caller there) score 0 without the model, which keeps its state, as the
+    main VAD does. Scoring from a fresh state on demand instead (the last 8 windows replayed)
+    lost a quarter of the vetoes in fast replay: the state carries the context.
+    """
+
+    def __init__(self, model: Callable[[np.ndarray], float] | None = None) -> None:
+        self._model = model
+        self._rate_hz: int | None = None
+        self._resampler: PolyphaseResampler | None = None
+        self._buf = np.zeros(0, np.float32)
+        self.prob: float | None = None
+        """Latest window's probability; None before the first scored window or after skipping."""
+        self.runs = 0
+        """Model calls so far."""
+
+    def push(
+        self,
+        samples: np.ndarray,
+        *,
+        rate_hz: int,
+        score: bool,
+        needs_model: Callable[[np.ndarray], bool] | None = None,
+    ) -> None:
+        if rate_hz != self._rate_hz:
+            self._rate_hz = rate_hz
+            self._resampler = (
+                None
+                if rate_hz == ANALYSIS_RATE_HZ
+                else PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=ANALYSIS_RATE_HZ)
+            )
+            self._buf = np.zeros(0, np.float32)
+        x = samples if self._resampler is None else self._resampler.process(samples)
+        if len(x):
+            self._buf = np.concatenate([self._buf, np.asarray(x, np.float32)])
+        while len(self._buf) >= WINDOW_SAMPLES:
+            window, self._buf = self._buf[:WINDOW_SAMPLES], self._buf[WINDOW_SAMPLES:]
+            if not score:
+                self.prob = None
+            elif needs_model is not None and not needs_model(window):
+                self.prob = 0.0
+            else:
+                if self._model is None:
+                    self._model = onnx_model.OnnxModel(
+                        onnx_session=_shared_onnx_session(), sample_rate=ANALYSIS_RATE_HZ
+                    )
+                self.prob = float(self._model(window))
+                self.runs += 1
+
+
 class BargeInVAD(lk_vad.VAD):
     """LiveKit VAD whose decisions come from the barge-in engine (one per session)."""
 

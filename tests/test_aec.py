@@ -319,3 +319,24 @@ def test_near_end_share_needs_echo_cancellation(speech: dict[str, np.ndarray]) -
     assert all(fr.near_end_share is not None for fr in on[4:])
     _, off = _run(scene, echo_cancellation=False)
     assert all(fr.near_end_share is None for fr in off)
+
+
+@pytest.mark.parametrize("rate_hz", [16_000, 48_000])
+def test_near_end_estimate_rides_along_when_asked(
+    speech: dict[str, np.ndarray], rate_hz: int
+) -> None:
+    scene = _scene(speech, delay_ms=300, rate_hz=rate_hz, near_at_s=5.0)
+    _, frames = _run(scene, separate_near_end=True)
+    est = np.concatenate([fr.near_end for fr in frames if fr.near_end is not None])
+    f = rate_hz // 100
+    # a 20 ms hop per two frames; the open hop of the last window is still held
+    assert len(est) == (len(frames) // 2 * 2 - 2) * f
+    assert {len(fr.near_end) for fr in frames if fr.near_end is not None} == {0, 2 * f}
+    assert not frames[10].near_end_trusted and frames[int(4.5 * 100)].near_end_trusted
+    # echo taken out, the caller kept: louder than the echo-only stretch by far
+    p = _frame_power(est, f, len(est) // f)
+    echo_only = 10 * np.log10(np.median(p[300:480]) + 1e-12)
+    caller = 10 * np.log10(np.median(p[520:900]) + 1e-12)
+    assert caller - echo_only > 15
+    _, plain = _run(scene)
+    assert all(fr.near_end is None and not fr.near_end_trusted for fr in plain)

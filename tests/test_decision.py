@@ -41,13 +41,15 @@ class Run:
             self.c.set_reply_active(True, t_ms=0.0)
 
     def feed(self, n: int, prob: float, *, level_db: float = -30.0, audible: bool = True,
-             residual_db: float | None = -80.0, features: FrameFeatures | None = VOICED) -> None:
+             residual_db: float | None = -80.0, features: FrameFeatures | None = VOICED,
+             near_end_prob: float | None = None) -> None:
         for _ in range(n):
             self.t += WIN_MS
             f = replace(features, level_db=level_db) if features is not None else None
             self.decisions.append(self.c.observe(Observation(
                 t_ms=self.t, window_ms=WIN_MS, speech_prob=prob, level_db=level_db,
-                agent_audible=audible, residual_echo_db=residual_db, features=f)))
+                agent_audible=audible, residual_echo_db=residual_db, features=f,
+                near_end_prob=near_end_prob)))
 
     def actions(self) -> list[tuple[float, Action]]:
         return [(d.t_ms, d.action) for d in self.decisions if d.action is not Action.NONE]
@@ -111,6 +113,39 @@ def test_threshold_relaxes_after_echo_tail() -> None:
     r.feed(1, 0.02, level_db=-70.0, audible=True)
     r.feed(int(600 / WIN_MS), 0.02, level_db=-70.0, audible=False)
     assert r.decisions[-1].threshold == pytest.approx(0.5)
+
+
+def test_near_end_estimate_vetoes_speech_the_echo_made() -> None:
+    # AEC3's output scores as speech (echo leaking through a cough), the near-end estimate not
+    o = BargeInOptions(near_end_speech_min=0.3)
+    r = Run(o)
+    quiet_start(r)
+    r.feed(8, 0.95, near_end_prob=0.05)
+    assert r.actions() == []
+    assert not r.decisions[-1].speaking  # no VAD onset either
+    # the caller's own sound scores as speech: the usual onset
+    r.feed(2, 0.95, near_end_prob=0.9)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
+
+
+def test_near_end_veto_needs_the_estimate_and_the_echo() -> None:
+    o = BargeInOptions(near_end_speech_min=0.3)
+    # not scored (no separation, or its echo bound not learnt yet): the onset as before
+    r = Run(o)
+    quiet_start(r)
+    r.feed(2, 0.95, near_end_prob=None)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
+    # nothing played for longer than the echo tail: there is no echo to have made it
+    r2 = Run(o, reply=False)
+    quiet_start(r2)
+    r2.feed(int(o.echo_tail_ms / WIN_MS) + 2, 0.02, level_db=-70.0, audible=False)
+    r2.feed(2, 0.95, audible=False, near_end_prob=0.05)
+    assert r2.decisions[-1].speaking
+    # off (0): the estimate is not read
+    r3 = Run(BargeInOptions(near_end_speech_min=0.0))
+    quiet_start(r3)
+    r3.feed(2, 0.95, near_end_prob=0.0)
+    assert [a for _, a in r3.actions()] == [Action.SOFT_YIELD]
 
 
 def test_resume_after_quiet_without_words() -> None:

@@ -142,3 +142,75 @@ def test_other_rates(speech: dict[str, np.ndarray], rate_hz: int) -> None:
 def test_bad_hop_is_named() -> None:
     with pytest.raises(ValueError, match="hop_ms"):
         NearEndDetector(sample_rate_hz=RATE_HZ, hop_ms=15)
+
+
+def _separate(
+    mic: np.ndarray, ref: np.ndarray, rate_hz: int = RATE_HZ, **kw: Any
+) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """(shares, near-end estimate, bound learnt after each frame)."""
+    det = NearEndDetector(sample_rate_hz=rate_hz, separate=True, **kw)
+    f = rate_hz // 100
+    shares, parts, learned = [], [], []
+    for i in range(0, len(mic) - f + 1, f):
+        s = det.push(mic[i : i + f], ref[i : i + f])
+        shares.append(np.nan if s is None else s)
+        parts.append(det.pop_near_end())
+        learned.append(det.bound_learned)
+    return np.array(shares), np.concatenate(parts), learned
+
+
+def test_separation_leaves_the_share_as_it_was(speech: dict[str, np.ndarray]) -> None:
+    far, near = speech["far"], speech["near"]
+    mic = _echo(far, 300, gain_db=-6.0)
+    mic[RATE_HZ : RATE_HZ + len(near)] += near[: len(mic) - RATE_HZ]
+    shares, _, _ = _separate(mic, far)
+    np.testing.assert_array_equal(shares, _shares(mic, far))
+
+
+def test_with_nothing_played_the_estimate_is_the_band_limited_mic(
+    speech: dict[str, np.ndarray],
+) -> None:
+    near = speech["near"]
+    _, est, _ = _separate(near, np.zeros_like(near))
+    # aligned with the mic from its first sample; the last window's hop is still open
+    assert len(est) == len(near) // 160 * 160 - 320
+    sos = signal.butter(4, [100, 4000], btype="bandpass", fs=RATE_HZ, output="sos")
+    banded = signal.sosfiltfilt(sos, near)[: len(est)]
+    corr = np.dot(est, banded) / np.sqrt(np.dot(est, est) * np.dot(banded, banded))
+    assert corr > 0.95
+
+
+def test_the_estimate_drops_the_echo_and_keeps_the_caller(
+    speech: dict[str, np.ndarray],
+) -> None:
+    far, near = speech["far"], speech["near"]
+    echo = _echo(far, 300, gain_db=-6.0)
+    at = 4 * RATE_HZ
+    caller = np.zeros_like(far)
+    caller[at : at + len(near)] = near[: len(far) - at]
+    _, est, learned = _separate(echo + caller, far)
+    n = len(est) // 160
+    est_db = _frame_db(est)[:n]
+    echo_db, caller_db = _frame_db(echo)[:n], _frame_db(caller)[:n]
+    assert learned[at // 160]  # 4 s of the agent: the echo bound is learnt
+    # echo alone (after the bound is learnt): mostly taken out
+    alone = (echo_db > -40) & (caller_db < -80)
+    alone[: at // 160 - 250] = False
+    assert alone.sum() > 50
+    assert np.median(est_db[alone] - echo_db[alone]) < -15
+    # the caller over the echo: much of the caller is left
+    over = (caller_db > echo_db) & (caller_db > -40)
+    assert over.sum() > 50
+    assert np.median(est_db[over] - caller_db[over]) > -6
+
+
+def test_the_echo_bound_is_learnt_from_the_agents_audio_and_forgotten() -> None:
+    rng = np.random.default_rng(3)
+    far = (rng.standard_normal(3 * RATE_HZ) * 0.05).astype(np.float32)
+    far[int(1.5 * RATE_HZ) :] = 0.0  # the agent stops after 1.5 s
+    _, _, learned = _separate(far * 0.3, far)
+    assert not learned[20]  # 200 ms of audio: the bound is still the cap
+    assert learned[140]  # 1.4 s
+    assert not learned[-1]  # 1.5 s of silence: nothing left to bound the echo by
+    _, _, unbounded = _separate(far * 0.3, far, gain_bound_margin_db=None)
+    assert not any(unbounded)

@@ -393,3 +393,15 @@ async def test_near_end_gain_bound_follows_the_options(
     aec = inp._aec  # type: ignore[attr-defined]
     assert aec is not None and aec.near_end_gain_bound_db == expect
     assert (aec._near_end._bound is not None) == bound
+
+
+@pytest.mark.parametrize(("veto", "separate"), [(0.3, True), (0.0, False)])
+async def test_near_end_separation_follows_the_options(veto: float, separate: bool) -> None:
+    from livekit_bargein import BargeIn, BargeInOptions
+
+    engine = BargeIn(options=BargeInOptions(near_end_speech_min=veto))
+    frames = _frames(_noise(16_000, 0.2), rate_hz=16_000, frame_ms=10)
+    inp = engine.wrap_input(ScriptedSource(frames))
+    await _drain(inp)
+    aec = inp._aec  # type: ignore[attr-defined]
+    assert aec is not None and aec.separate_near_end is separate

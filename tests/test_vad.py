@@ -171,3 +171,28 @@ async def test_silero_skipped_under_the_level_gate(clip: _Clip) -> None:
     assert lead_noise.sum() > 10 and (probs[lead_noise] == 0.0).all()
     assert probs[(t_ms > clip.voiced_start_ms) & (t_ms < clip.voiced_end_ms)].max() > 0.9
     _check_speech_events(events, clip, BargeIn().options.offset_ms)
+
+
+@pytest.mark.parametrize("rate_hz", [16_000, 48_000])
+def test_near_end_scorer_scores_speech_and_skips_when_told(clip: _Clip, rate_hz: int) -> None:
+    from scipy import signal
+
+    from livekit_bargein.vad import NearEndScorer
+
+    x = clip.audio
+    if rate_hz != RATE_HZ:
+        x = signal.resample_poly(x, rate_hz // RATE_HZ, 1).astype(np.float32)
+    f = rate_hz // 100
+    scorer = NearEndScorer()
+    probs: list[float | None] = []
+    for i in range(0, len(x) - f + 1, 2 * f):  # 20 ms pieces, as the estimate arrives
+        scorer.push(x[i : i + 2 * f], rate_hz=rate_hz, score=True)
+        probs.append(scorer.prob)
+    t_ms = np.arange(1, len(probs) + 1) * 20.0
+    p = np.array([np.nan if v is None else v for v in probs])
+    voiced = (t_ms > clip.voiced_start_ms + 100) & (t_ms < clip.voiced_end_ms)
+    assert np.nanmean(p[voiced] > 0.5) > 0.7
+    assert np.nanmax(p[t_ms < clip.voiced_start_ms - 100]) < 0.2
+    # told not to score (no echo to veto): no verdict rather than a stale one
+    scorer.push(x[: 4 * f], rate_hz=rate_hz, score=False)
+    assert scorer.prob is None

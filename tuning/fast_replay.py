@@ -128,6 +128,7 @@ def replay(scenario: Any) -> Result:
         near_end_gain_bound_db=(
             opts.near_end_gain_bound_margin_db if opts.near_end_gain_bound else None
         ),
+        separate_near_end=opts.separates_near_end,
     )
     model = _worker_state["model_factory"]()
     agent = _agent_audio(scenario.agent_text)
@@ -160,6 +161,7 @@ def replay(scenario: Any) -> Result:
                     "t": o.t_ms - lead / 16.0,
                     "p": round(o.speech_prob, 2),
                     "praw": round(raw_probs[-1], 2) if raw_probs else None,
+                    "pne": None if o.near_end_prob is None else round(o.near_end_prob, 2),
                     "thr": round(w.decision.threshold, 2),
                     "lvl": round(o.level_db),
                     "raw": None if o.raw_level_db is None else round(o.raw_level_db),
