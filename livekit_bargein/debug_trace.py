@@ -203,6 +203,7 @@ class DecisionTrace:
                 "aec_unsettled": obs.aec_unsettled,
                 "near_end_over_echo": obs.near_end_over_echo,
                 "near_end_share": _num(obs.near_end_share, 3),
+                "near_end_prob": _num(obs.near_end_prob, 3),
             },
             obs.t_ms,
         )

@@ -18,6 +18,9 @@ Evidence, and why each piece:
   audible by how much of the cleaned signal the residual echo could explain (``level_db`` vs
   ``residual_echo_db``): residual echo after AEC3 scores up to ~0.5 on Silero, real near-end speech
   in double talk ~0.55-1.0.
+* Silero on the near-end estimate (the raw mic with what the played audio explains taken out,
+  ``near_end_prob``): during a cough AEC3 lets the agent's echo through and the mix scores as
+  speech, the cough alone does not; while echo is possible a window needs both.
 * Level gates: the tracked noise floor (energy far below it is not the caller) and, once known, the
   caller's own speech level (distant TV/background voices are quieter than the person on the call).
 * Confirmation: transcript words outside a backchannel lexicon (lexical evidence is what tells

@@ -51,7 +51,7 @@ class BargeInOptions:
     ``NearEndDetector(separate=True)``) at least this: during a cough or a breath AEC3 lets the
     agent's echo through and the mix scores as speech, the caller's own sound does not. Read
     once the estimate's echo bound is learnt (each reply's first ~0.75 s it erases callers too).
-    Default 0.3 (fast replay on two seeds: false yields 34 -> 25 and 37 -> 30, p50 +10 and
+    Default 0.3 (fast replay on two seeds: false yields 34 -> 23 and 37 -> 24, p50 +10 and
     +0 ms; 0.2 and 0.5 in the README). 0 turns it off, and the estimate is not computed; read
     when the input is set up, like ``aec_noise_suppression``."""
     echo_block_margin_db: float = 3.0

@@ -145,6 +145,10 @@ def plot_trace(
         if np.isfinite(share).any():  # traces from before the cue (or with AEC off) have none
             ax_p.step(t_s, share, where="pre", color=NEAR_END_COLOR, lw=1.0, ls="--",
                       label="near-end share (sound the agent's audio cannot explain)")  # fmt: skip
+        ne_prob = _series(frames, "near_end_prob")
+        if np.isfinite(ne_prob).any():  # read only while the agent's echo may be in the mic
+            ax_p.plot(t_s, ne_prob, ".", color=NEAR_END_COLOR, markersize=2.5,
+                      label="Silero on the near-end estimate (the agent taken out)")  # fmt: skip
     ax_p.set_ylabel("speech probability")
     ax_p.set_ylim(-0.05, 1.08)  # a blocked threshold (1.01) stays visible
 

@@ -48,7 +48,7 @@ class NearEndScorer:
     does not read it). Windows ``needs_model`` rejects (under the call's level gates: the
     estimate holds no caller there) score 0 without the model, which keeps its state, as the
     main VAD does. Scoring from a fresh state on demand instead (the last 8 windows replayed)
-    lost a quarter of the vetoes in fast replay: the state carries the context.
+    kept 4 of 9 vetoes in fast replay: the state carries the context.
     """
 
     def __init__(self, model: Callable[[np.ndarray], float] | None = None) -> None:

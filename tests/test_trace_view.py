@@ -95,3 +95,17 @@ def test_near_end_share_is_drawn_when_the_trace_has_it(call_trace: Path, tmp_pat
     drawn = render_trace(with_share, tmp_path / "b").png
     assert _purple_pixels(without) < 20
     assert _purple_pixels(drawn) > 1000
+
+
+def test_near_end_prob_is_drawn_when_the_trace_has_it(call_trace: Path, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in call_trace.read_text().splitlines()]
+    assert all(r.get("near_end_prob") is None for r in rows if r["type"] == "frame")
+    with_prob = tmp_path / "prob.jsonl"
+    with_prob.write_text("".join(
+        json.dumps({**r, "near_end_prob": 0.95} if r["type"] == "frame" else r) + "\n"
+        for r in rows
+    ))  # fmt: skip
+    without = render_trace(call_trace, tmp_path / "a").png
+    drawn = render_trace(with_prob, tmp_path / "b").png
+    assert _purple_pixels(without) < 20
+    assert _purple_pixels(drawn) > 200
