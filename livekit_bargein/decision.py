@@ -248,7 +248,17 @@ class BargeInController:
             not is_speech
             # the raw-microphone cues hold whatever level AEC3 left (it may have erased it)
             and (gate_ok or near_end or obs.near_end_over_echo)
-            and (obs.speech_prob >= o.activation_threshold or obs.near_end_over_echo or near_end)
+            and (
+                obs.speech_prob >= o.activation_threshold
+                or obs.near_end_over_echo
+                or near_end
+                or (
+                    # the caller alone scores as speech where AEC3's output does not
+                    obs.near_end_prob is not None
+                    and obs.near_end_prob >= o.activation_threshold
+                    and o.near_end_speech_min > 0.0
+                )
+            )
             and self.state is ControllerState.SPEAKING
         ):
             # Speech-like, but under the raised threshold; or the raw mic clearly over the echo

@@ -341,6 +341,27 @@ def test_words_without_held_back_speech_or_too_late_do_not_interrupt() -> None:
     assert off.on_transcript("wait which store", is_final=False, t_ms=1200.0) is None
 
 
+def test_a_caller_only_the_near_end_estimate_hears_is_held_back_speech() -> None:
+    # AEC3's suppression left the caller at 0.2 for Silero; the estimate without the agent, 0.8
+    def run(near_end_prob: float | None) -> BargeInController:
+        ctrl = BargeInController(BargeInOptions())
+        ctrl.set_reply_active(True, t_ms=0.0)
+        for i in range(20):
+            ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                     level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+        ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.2, level_db=-30.0,
+                                 agent_audible=True, residual_echo_db=-75.0,
+                                 near_end_prob=near_end_prob))
+        return ctrl
+
+    heard = run(0.8)
+    assert heard.state is ControllerState.SPEAKING  # no onset on 0.2
+    d = heard.on_transcript("no that's wrong", is_final=False, t_ms=1350.0)
+    assert d is not None and d.action is Action.INTERRUPT
+    for unheard in (run(0.1), run(None)):
+        assert unheard.on_transcript("no that's wrong", is_final=False, t_ms=1350.0) is None
+
+
 def test_the_agents_own_words_transcribed_confirm_nothing() -> None:
     agent = words_of("Your room at the harbor hotel is confirmed for three nights")
     ctrl = BargeInController(BargeInOptions())
