@@ -294,6 +294,13 @@ def test_options_validation() -> None:
         BargeInOptions().updated(onset=3)  # type: ignore[call-arg]
 
 
+def _quiet_line(ctrl: BargeInController) -> None:
+    """20 quiet windows while the agent plays, ending at 908 ms: the noise floor is known."""
+    for i in range(20):
+        ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
+                                 level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+
+
 def _held_back_then(ctrl: BargeInController, t_ms: float) -> None:
     """A speech-like window the echo gate blocks (probability over 0.5, residual too close)."""
     for i in range(20):  # a quiet line first: the noise floor is known
@@ -346,9 +353,7 @@ def test_a_caller_only_the_near_end_estimate_hears_is_held_back_speech() -> None
     def run(near_end_prob: float | None) -> BargeInController:
         ctrl = BargeInController(BargeInOptions())
         ctrl.set_reply_active(True, t_ms=0.0)
-        for i in range(20):
-            ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
-                                     level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+        _quiet_line(ctrl)
         ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.2, level_db=-30.0,
                                  agent_audible=True, residual_echo_db=-75.0,
                                  near_end_prob=near_end_prob))
@@ -427,9 +432,7 @@ def test_the_mic_over_the_echo_counts_as_held_back_speech() -> None:
     # on the raw microphone, so it still counts (interrupt-002 was missed without this)
     ctrl = BargeInController(BargeInOptions())
     ctrl.set_reply_active(True, t_ms=0.0)
-    for i in range(20):
-        ctrl.observe(Observation(t_ms=300 + 32 * i, window_ms=32.0, speech_prob=0.0,
-                                 level_db=-70.0, agent_audible=True, residual_echo_db=-75.0))
+    _quiet_line(ctrl)
     ctrl.observe(Observation(t_ms=1000.0, window_ms=32.0, speech_prob=0.0, level_db=-120.0,
                              agent_audible=True, residual_echo_db=-41.0, near_end_over_echo=True))
     d = ctrl.on_transcript("wait which store", is_final=False, t_ms=1400.0)
