@@ -226,7 +226,8 @@ class BargeInController:
         dt = obs.window_ms
         if obs.agent_audible:
             self._last_audible_ms = obs.t_ms
-        thr = self._threshold(obs)
+        echo_possible = self._echo_possible(obs)
+        thr = self._threshold(obs, echo_possible)
         if obs.level_db >= o.noise_floor_min_dbfs:
             self.levels.push(obs.level_db)
         gate_ok, gate_reason = self._level_gate(obs.level_db)
@@ -239,7 +240,7 @@ class BargeInController:
             is_speech
             and obs.near_end_prob is not None
             and obs.near_end_prob < o.near_end_speech_min
-            and self._echo_possible(obs)
+            and echo_possible
         ):
             # AEC3 lets the agent's echo through while a caller coughs or breathes: the mix
             # scores as speech; the caller's own sound, without the echo, does not
@@ -318,9 +319,9 @@ class BargeInController:
             and obs.t_ms - self._last_audible_ms <= self.options.echo_tail_ms
         )
 
-    def _threshold(self, obs: Observation) -> float:
+    def _threshold(self, obs: Observation, echo_possible: bool) -> float:
         o = self.options
-        if not self._echo_possible(obs):
+        if not echo_possible:
             return o.activation_threshold
         if self._near_end(obs):
             # The mic holds sound no delay of the played audio explains. The gates below judge

@@ -40,6 +40,39 @@ def _shared_onnx_session() -> object:
     return onnx_model.new_inference_session(force_cpu=True)
 
 
+class AnalysisWindows:
+    """Mono float samples at any supported rate in, Silero's 32 ms windows at 16 kHz out.
+
+    Exact-count streaming resampler: soxr's would deliver 16 kHz in 30-40 ms bursts, holding
+    back the windows that decide an onset. A rate change keeps what was already resampled.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._rate_hz: int | None = None
+        self._resampler: PolyphaseResampler | None = None
+        self._buf = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray, *, rate_hz: int) -> list[np.ndarray]:
+        if rate_hz != self._rate_hz:
+            self._rate_hz = rate_hz
+            self._resampler = (
+                None
+                if rate_hz == ANALYSIS_RATE_HZ
+                else PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=ANALYSIS_RATE_HZ)
+            )
+        x = samples if self._resampler is None else self._resampler.process(samples)
+        if len(x):
+            self._buf = np.concatenate([self._buf, np.asarray(x, np.float32)])
+        windows = []
+        while len(self._buf) >= WINDOW_SAMPLES:
+            windows.append(self._buf[:WINDOW_SAMPLES])
+            self._buf = self._buf[WINDOW_SAMPLES:]
+        return windows
+
+
 class NearEndScorer:
     """Silero on the near-end estimate (``AecFrame.near_end``), with its own recurrent state.
 
@@ -53,13 +86,9 @@ class NearEndScorer:
 
     def __init__(self, model: Callable[[np.ndarray], float] | None = None) -> None:
         self._model = model
-        self._rate_hz: int | None = None
-        self._resampler: PolyphaseResampler | None = None
-        self._buf = np.zeros(0, np.float32)
+        self._windows = AnalysisWindows()
         self.prob: float | None = None
         """Latest window's probability; None before the first scored window or after skipping."""
-        self.runs = 0
-        """Model calls so far."""
 
     def push(
         self,
@@ -69,19 +98,7 @@ class NearEndScorer:
         score: bool,
         needs_model: Callable[[np.ndarray], bool] | None = None,
     ) -> None:
-        if rate_hz != self._rate_hz:
-            self._rate_hz = rate_hz
-            self._resampler = (
-                None
-                if rate_hz == ANALYSIS_RATE_HZ
-                else PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=ANALYSIS_RATE_HZ)
-            )
-            self._buf = np.zeros(0, np.float32)
-        x = samples if self._resampler is None else self._resampler.process(samples)
-        if len(x):
-            self._buf = np.concatenate([self._buf, np.asarray(x, np.float32)])
-        while len(self._buf) >= WINDOW_SAMPLES:
-            window, self._buf = self._buf[:WINDOW_SAMPLES], self._buf[WINDOW_SAMPLES:]
+        for window in self._windows.push(samples, rate_hz=rate_hz):
             if not score:
                 self.prob = None
             elif needs_model is not None and not needs_model(window):
@@ -92,7 +109,6 @@ class NearEndScorer:
                         onnx_session=_shared_onnx_session(), sample_rate=ANALYSIS_RATE_HZ
                     )
                 self.prob = float(self._model(window))
-                self.runs += 1
 
 
 class BargeInVAD(lk_vad.VAD):
@@ -136,21 +152,15 @@ class BargeInVADStream(lk_vad.VADStream):
         self._engine = engine
 
     async def _main_task(self) -> None:
-        buf = np.zeros(0, np.float32)
+        windows = AnalysisWindows()
         samples = 0  # analysed samples at 16 kHz: the stream's clock
-        in_rate: int | None = None
-        # exact-count streaming resampler: soxr's would deliver 16 kHz in 30-40 ms bursts,
-        # holding back the windows that decide an onset
-        resampler: PolyphaseResampler | None = None
         recent: deque[rtc.AudioFrame] = deque()  # prefix padding + utterance, at input rate
         recent_s = 0.0
         speaking = False
 
         async for item in self._input_ch:
             if isinstance(item, self._FlushSentinel):
-                buf = np.zeros(0, np.float32)
-                resampler = None
-                in_rate = None
+                windows.reset()
                 # LiveKit's flush contract: speech state is dropped, continued speech starts anew
                 self._engine.controller.reset_speech()
                 speaking = False
@@ -159,15 +169,7 @@ class BargeInVADStream(lk_vad.VADStream):
             data = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
             if frame.num_channels > 1:
                 data = data.reshape(-1, frame.num_channels).mean(axis=1)
-            if frame.sample_rate != in_rate:
-                in_rate = frame.sample_rate
-                resampler = (
-                    None
-                    if in_rate == ANALYSIS_RATE_HZ
-                    else PolyphaseResampler(in_rate_hz=in_rate, out_rate_hz=ANALYSIS_RATE_HZ)
-                )
-            x = data if resampler is None else resampler.process(data)
-            buf = np.concatenate([buf, np.asarray(x, np.float32)])
+            ready = windows.push(data, rate_hz=frame.sample_rate)
 
             recent.append(frame)
             recent_s += frame.duration
@@ -175,8 +177,7 @@ class BargeInVADStream(lk_vad.VADStream):
             while recent and recent_s - recent[0].duration >= keep_s:
                 recent_s -= recent.popleft().duration
 
-            while len(buf) >= WINDOW_SAMPLES:
-                window, buf = buf[:WINDOW_SAMPLES], buf[WINDOW_SAMPLES:]
+            for window in ready:
                 samples += WINDOW_SAMPLES
                 t0 = time.perf_counter()
                 # Under the level gate Silero's probability changes nothing: skip the model.
