@@ -35,6 +35,7 @@ from livekit import rtc
 from .aec import EchoCanceller
 from .decision import Action
 from .engine import BargeIn, _level_db
+from .options import PROFILES
 from .vad import ANALYSIS_RATE_HZ, WINDOW_SAMPLES, _shared_onnx_session
 
 __all__ = ["TARGET_PCT_PER_STREAM", "run_bench", "print_bench", "bench_cli"]
@@ -246,8 +247,8 @@ def _measure_silero_plugin(scene: _Scene) -> _Cpu:
 
 
 _PARTS = (
-    "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "near_end_silero", "glue", "silero",
-    "engine_window",
+    "resample", "apm_aec", "webrtc_apm", "delay_estimator", "near_end", "near_end_silero",
+    "glue", "silero", "engine_window",
 )
 _SUBPARTS = {  # included in their parent
     "webrtc_apm": "apm_aec", "delay_estimator": "apm_aec", "near_end": "apm_aec",
@@ -256,15 +257,24 @@ _SUBPARTS = {  # included in their parent
 
 
 def _measure_pipeline(
-    scene: _Scene, *, instrument: bool
+    scene: _Scene, *, instrument: bool, aec_rate_hz: int | None = 16_000
 ) -> tuple[_Cpu, dict[str, float], float]:
     """One stream over the scene: (CPU, seconds per part, share of windows Silero ran on).
     ``instrument`` adds per-part thread-CPU timers (~1 µs per timer read), so the headline
-    figure comes from an uninstrumented pass."""
-    rate = scene.rate_hz
-    n = rate // 100
+    figure comes from an uninstrumented pass. ``aec_rate_hz`` as ``BargeInOptions``."""
+    from .resample import PolyphaseResampler
+
+    in_rate = scene.rate_hz
+    n_in = in_rate // 100
     # The real engine does the per-window work (echo state, features when needed, controller).
-    engine = BargeIn(profile="speakerphone")
+    options = PROFILES["speakerphone"].updated(aec_rate_hz=aec_rate_hz)
+    engine = BargeIn(profile="speakerphone", options=options)
+    # As EchoCancelledInput: a faster microphone (and the reference) resampled down first.
+    rate = in_rate if aec_rate_hz is None else min(in_rate, aec_rate_hz)
+    down_mic = down_ref = None
+    if rate != in_rate:
+        down_mic = PolyphaseResampler(in_rate_hz=in_rate, out_rate_hz=rate)
+        down_ref = PolyphaseResampler(in_rate_hz=in_rate, out_rate_hz=rate)
     # Same construction as EchoCancelledInput._setup: AEC3 + NS + HPF, 1 s delay search, the
     # near-end estimate when the options read it.
     aec = EchoCanceller(
@@ -278,8 +288,6 @@ def _measure_pipeline(
     controller.set_reply_active(True, t_ms=0.0)
     resampler: Any = None
     if rate != ANALYSIS_RATE_HZ:
-        from .resample import PolyphaseResampler
-
         resampler = PolyphaseResampler(in_rate_hz=rate, out_rate_hz=ANALYSIS_RATE_HZ)
     clock = time.thread_time_ns
     parts_ns = dict.fromkeys(_PARTS, 0)
@@ -313,10 +321,16 @@ def _measure_pipeline(
     window_ms = WINDOW_SAMPLES * 1000.0 / ANALYSIS_RATE_HZ
     mic_all, ref_all = scene.mic, scene.ref
     p0, t0 = time.process_time(), time.thread_time()
-    for i in range(0, len(mic_all) - n + 1, n):
+    for i in range(0, len(mic_all) - n_in + 1, n_in):
         c0 = clock() if instrument else 0
-        ref = ref_all[i : i + n]
-        af = aec.process(mic_all[i : i + n], ref)
+        mic, ref = mic_all[i : i + n_in], ref_all[i : i + n_in]
+        if down_mic is not None and down_ref is not None:
+            mic, ref = down_mic.process(mic), down_ref.process(ref)
+            if instrument:
+                c = clock()
+                parts_ns["resample"] += c - c0
+                c0 = c
+        af = aec.process(mic, ref)
         engine.feed_aec_frame(af, _level_db(ref))
         if instrument:
             c1 = clock()
@@ -383,12 +397,15 @@ def run_bench(
     sample_rate_hz: int = 16000,
     repeats: int = 1,
     audio: str = "auto",
+    aec_rate_hz: int | None = 16_000,
 ) -> dict[str, Any]:
     """Measure CPU per second of audio for Silero alone, LiveKit's Silero plugin and the pipeline.
 
     Args:
         seconds: audio per measurement.
         sample_rate_hz: microphone/reference rate (8/16/24/48 kHz); Silero always runs at 16 kHz.
+        aec_rate_hz: the pipeline's processing rate, as ``BargeInOptions.aec_rate_hz`` (None:
+            the microphone's rate).
         repeats: passes per measurement; the median is reported.
         audio: ``"auto"`` (Piper if the eval extra is installed, else synthetic), ``"piper"`` or
             ``"synthetic"``.
@@ -408,12 +425,17 @@ def run_bench(
     warm = _make_scene(_WARMUP_S, sample_rate_hz, audio)
     _measure_silero_raw(warm)
     _measure_silero_plugin(warm)
-    _measure_pipeline(warm, instrument=False)
+    _measure_pipeline(warm, instrument=False, aec_rate_hz=aec_rate_hz)
 
     raw = _median_cpu([_measure_silero_raw(scene) for _ in range(repeats)])
     plugin = _median_cpu([_measure_silero_plugin(scene) for _ in range(repeats)])
-    pipe = _median_cpu([_measure_pipeline(scene, instrument=False)[0] for _ in range(repeats)])
-    instrumented = [_measure_pipeline(scene, instrument=True) for _ in range(repeats)]
+    pipe = _median_cpu(
+        [_measure_pipeline(scene, instrument=False, aec_rate_hz=aec_rate_hz)[0]
+         for _ in range(repeats)]
+    )
+    instrumented = [
+        _measure_pipeline(scene, instrument=True, aec_rate_hz=aec_rate_hz) for _ in range(repeats)
+    ]
     parts = {k: statistics.median(b[1][k] for b in instrumented) for k in _PARTS}
 
     def entry(cpu: _Cpu, note: str) -> dict[str, Any]:
@@ -450,6 +472,7 @@ def run_bench(
         "Silero on the near-end estimate while the agent's echo may be in the mic "
         "(included in apm_aec)"
     )
+    breakdown["resample"]["note"] = "microphone and reference down to the processing rate"
     breakdown["glue"]["note"] = "int16 rtc.AudioFrame hand-off and window buffering"
     breakdown["silero"]["note"] = (
         f"run on {100 * instrumented[0][2]:.0f} % of windows; skipped under the level gate"
@@ -461,6 +484,7 @@ def run_bench(
     result["meta"] = {
         "audio_s": audio_s,
         "sample_rate_hz": sample_rate_hz,
+        "aec_rate_hz": aec_rate_hz or sample_rate_hz,
         "audio": scene.source,
         "repeats": repeats,
         "target_pct_per_stream": TARGET_PCT_PER_STREAM,
@@ -489,7 +513,7 @@ def print_bench(result: dict[str, Any]) -> None:
     pipe = result["pipeline"]
     title = (
         f"CPU per stream: {meta['audio_s']:.0f} s of {meta['audio']} audio at "
-        f"{meta['sample_rate_hz']} Hz"
+        f"{meta['sample_rate_hz']} Hz, processed at {meta['aec_rate_hz']} Hz"
     )
     verdict = (
         f"pipeline {pipe['pct_core']:.2f} % of one core per stream "
@@ -519,9 +543,15 @@ def print_bench(result: dict[str, Any]) -> None:
     console.print(verdict)
 
 
-def bench_cli(*, seconds: float, json_out: Path | None, sample_rate_hz: int = 16000) -> int:
+def bench_cli(
+    *,
+    seconds: float,
+    json_out: Path | None,
+    sample_rate_hz: int = 16000,
+    aec_rate_hz: int | None = 16_000,
+) -> int:
     """``livekit-bargein bench``: run, print the table, optionally write the JSON."""
-    result = run_bench(seconds=seconds, sample_rate_hz=sample_rate_hz)
+    result = run_bench(seconds=seconds, sample_rate_hz=sample_rate_hz, aec_rate_hz=aec_rate_hz)
     print_bench(result)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

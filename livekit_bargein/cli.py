@@ -64,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     bn = sub.add_parser("bench", help="CPU per stream: pipeline vs Silero alone")
     bn.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
     bn.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write JSON")
+    bn.add_argument(
+        "--rate", type=int, default=16_000, choices=(8_000, 16_000, 24_000, 48_000),
+        help="microphone and reference rate (a LiveKit room: 48000)",
+    )
+    bn.add_argument(
+        "--native-rate", action="store_true",
+        help="process at the microphone's rate (BargeInOptions(aec_rate_hz=None))",
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -88,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "bench":
         from .bench import bench_cli
 
-        return bench_cli(seconds=args.seconds, json_out=args.json)
+        return bench_cli(
+            seconds=args.seconds,
+            json_out=args.json,
+            sample_rate_hz=args.rate,
+            aec_rate_hz=None if args.native_rate else 16_000,
+        )
     if args.cmd == "report":
         return _report(args)
     if args.cmd == "trace":

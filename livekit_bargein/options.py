@@ -88,6 +88,13 @@ class BargeInOptions:
     aec_noise_suppression: bool = True
     """WebRTC noise suppression after AEC3 on the input the session (Silero, the STT) hears.
     Read when the input is set up (before the session starts), not at runtime."""
+    aec_rate_hz: int | None = 16_000
+    """Rate the echo canceller, the near-end cue and the session's input run at: a faster
+    microphone (24 or 48 kHz, a LiveKit room's usual rate) is resampled down to it first and the
+    session hears the cleaned audio at this rate (Silero listens at 16 kHz, STTs take any rate).
+    At 48 kHz the pipeline costs ~1.5x as much (``livekit-bargein bench --rate 48000``), and 16 kHz
+    is what the evaluator measures. A slower microphone (8 kHz) keeps its rate. None: the
+    microphone's own rate. Read when the input is set up, like ``aec_noise_suppression``."""
     blocked_speech_words: int = 1
     """Words (outside the backchannel lexicon, and not the agent's own) that interrupt without a
     soft yield when the echo gate held back speech-like sound in the last
@@ -144,6 +151,10 @@ class BargeInOptions:
             raise ValueError("blocked_speech_words must be >= 0")
         if self.near_end_blocked_speech_words < 1:
             raise ValueError("near_end_blocked_speech_words must be >= 1")
+        if self.aec_rate_hz not in (None, 8_000, 16_000, 24_000, 48_000):
+            raise ValueError(
+                f"aec_rate_hz must be 8000, 16000, 24000, 48000 or None, got {self.aec_rate_hz}"
+            )
         if not 0.0 < self.own_words_share <= 1.0:
             raise ValueError(f"own_words_share must be within (0, 1], got {self.own_words_share}")
 

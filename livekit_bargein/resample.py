@@ -48,6 +48,7 @@ class PolyphaseResampler:
         bank = h.reshape(self._taps_per_phase, up).T
         # unit DC gain in every phase: otherwise the phases disagree and the output ripples
         self._bank = (bank / bank.sum(axis=1, keepdims=True)).astype(np.float32)
+        self._bank_rev = np.ascontiguousarray(self._bank[:, ::-1])  # taps in input order
         self.delay_in_samples = (n_taps - 1) / 2 / up
         self.reset()
 
@@ -63,16 +64,40 @@ class PolyphaseResampler:
         buf = np.concatenate([self._hist, x])
         base = self._in_total - len(self._hist)  # absolute input index of buf[0]
         self._in_total += len(x)
+        first = self._out_total
         end = -(-self._in_total * self._up // self._down)  # ceil(T * up / down)
-        j = np.arange(self._out_total, end, dtype=np.int64)
         self._out_total = end
-        keep = self._taps_per_phase - 1
+        taps = self._taps_per_phase
+        keep = taps - 1
         self._hist = buf[len(buf) - keep :] if keep else np.zeros(0, np.float32)
-        if len(j) == 0:
+        n_out = end - first
+        if n_out <= 0:
             return np.zeros(0, np.float32)
-        pos = j * self._down
-        i0 = pos // self._up - base
-        idx = i0[:, None] - np.arange(self._taps_per_phase)[None, :]
+        up, down = self._up, self._down
+        if up <= _STRIDED_MAX_UP:
+            # Outputs of one phase read the input every `down` samples: a strided view and one
+            # matrix-vector product per phase instead of a gather (48 -> 16 kHz: 31 -> ~12 µs).
+            y = np.empty(n_out, np.float32)
+            item = buf.itemsize
+            for r in range(min(up, n_out)):
+                pos = (first + r) * down
+                # window ending at the output's newest input sample; the history (zeros before
+                # the first sample) keeps it inside buf, and the last output's sample is in buf
+                s0 = pos // up - base - keep
+                count = (n_out - r + up - 1) // up
+                rows = np.lib.stride_tricks.as_strided(
+                    buf[s0:], shape=(count, taps), strides=(down * item, item), writeable=False
+                )
+                y[r::up] = rows @ self._bank_rev[pos % up]
+            return y
+        j = np.arange(first, end, dtype=np.int64)
+        pos = j * down
+        i0 = pos // up - base
+        idx = i0[:, None] - np.arange(taps)[None, :]
         # before the first sample the history holds zeros, never negative indices
-        y = np.einsum("jk,jk->j", self._bank[pos % self._up], buf[idx])
+        y = np.einsum("jk,jk->j", self._bank[pos % up], buf[idx])
         return y.astype(np.float32)
+
+
+_STRIDED_MAX_UP = 8
+"""Up to this many phases (48 -> 16 kHz: 1, 24 -> 16 kHz: 2) the strided path is faster."""

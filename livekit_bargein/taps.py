@@ -261,9 +261,11 @@ class PlaybackTap(io.AudioOutput):
 class EchoCancelledInput(io.AudioInput):
     """Microphone wrapper: mono, 10 ms chunks, WebRTC APM with the tap's played reference.
 
-    Accepts 8/16/24/48 kHz, mono or stereo (mixed to mono), frames of any length. Output frames are
-    mono at the input rate. Without a tap (or while nothing plays) the APM still runs noise
-    suppression and the high-pass filter; echo cancellation idles.
+    Accepts 8/16/24/48 kHz, mono or stereo (mixed to mono), frames of any length. A microphone
+    faster than ``processing_rate_hz`` is resampled down to it before the APM; output frames are
+    mono at the processing rate (the input rate when it is slower, or with ``None``). Without a
+    tap (or while nothing plays) the APM still runs noise suppression and the high-pass filter;
+    echo cancellation idles.
     """
 
     def __init__(
@@ -277,16 +279,25 @@ class EchoCancelledInput(io.AudioInput):
         wait_for_echo: bool = True,
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
         separate_near_end: bool = False,
+        processing_rate_hz: int | None = 16_000,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
+        if processing_rate_hz is not None and processing_rate_hz not in SUPPORTED_RATES_HZ:
+            raise ValueError(
+                f"EchoCancelledInput: unsupported processing_rate_hz {processing_rate_hz} "
+                f"(supported: {', '.join(map(str, SUPPORTED_RATES_HZ))} or None)"
+            )
         self._separate_near_end = separate_near_end
+        self._processing_rate_hz = processing_rate_hz
         self._tap = tap
         self._on_frame = on_frame
         self._noise_suppression = noise_suppression
         self._max_delay_ms = max_delay_ms
         self._wait_for_echo = wait_for_echo
         self._near_end_gain_bound_db = near_end_gain_bound_db
-        self._rate_hz: int | None = None
+        self._rate_hz: int | None = None  # the microphone's
+        self._proc_rate_hz: int | None = None  # the canceller's and the output's
+        self._down: PolyphaseResampler | None = None
         self._aec: EchoCanceller | None = None
         self._splitter: FrameSplitter | None = None
         self.frames_processed = 0
@@ -304,15 +315,21 @@ class EchoCancelledInput(io.AudioInput):
                 "input sample rate changed", extra={"from": self._rate_hz, "to": rate_hz}
             )
         self._rate_hz = rate_hz
+        cap = self._processing_rate_hz
+        proc = rate_hz if cap is None else min(rate_hz, cap)
+        self._proc_rate_hz = proc
+        self._down = (
+            None if proc == rate_hz else PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=proc)
+        )
         self._aec = EchoCanceller(
-            sample_rate_hz=rate_hz,
+            sample_rate_hz=proc,
             noise_suppression=self._noise_suppression,
             max_delay_ms=self._max_delay_ms,
             wait_for_echo=self._wait_for_echo,
             near_end_gain_bound_db=self._near_end_gain_bound_db,
             separate_near_end=self._separate_near_end,
         )
-        self._splitter = FrameSplitter(sample_rate_hz=rate_hz)
+        self._splitter = FrameSplitter(sample_rate_hz=proc)
 
     def set_wait_for_echo(self, wait: bool) -> None:
         """See ``EchoCanceller(wait_for_echo=...)``; applies at once."""
@@ -328,9 +345,13 @@ class EchoCancelledInput(io.AudioInput):
             assert self._aec is not None and self._splitter is not None
             data = np.frombuffer(frame.data, dtype=np.int16)
             mono = to_mono_float(data, num_channels=frame.num_channels)
+            if self._down is not None:
+                mono = self._down.process(mono)
+            rate = self._proc_rate_hz
+            assert rate is not None
             out: list[np.ndarray] = []
             for chunk in self._splitter.push(mono):
-                ref = self._tap.read_reference(len(chunk), self._rate_hz) if self._tap else None
+                ref = self._tap.read_reference(len(chunk), rate) if self._tap else None
                 af = self._aec.process(chunk, ref)
                 self.frames_processed += 1
                 self.recent.append(af)
@@ -340,7 +361,7 @@ class EchoCancelledInput(io.AudioInput):
             if not out:
                 continue  # less than 10 ms buffered: wait for more (nothing is dropped)
             pcm = np.clip(np.concatenate(out) * 32768.0, -32768, 32767).astype(np.int16)
-            return rtc.AudioFrame(pcm.tobytes(), self._rate_hz, 1, len(pcm))
+            return rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm))
 
 
 def _level_db(x: np.ndarray | None) -> float:

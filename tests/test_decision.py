@@ -290,6 +290,8 @@ def test_options_validation() -> None:
         BargeInOptions(activation_threshold=1.5)
     with pytest.raises(ValueError, match="onset_ms"):
         BargeInOptions(onset_ms=-1.0)
+    with pytest.raises(ValueError, match="aec_rate_hz.*44100"):
+        BargeInOptions(aec_rate_hz=44_100)
     with pytest.raises(TypeError):
         BargeInOptions().updated(onset=3)  # type: ignore[call-arg]
 

@@ -287,14 +287,51 @@ def _noise(rate_hz: int, duration_s: float, *, channels: int = 1, amp: float = 0
     return (amp * rng.standard_normal(shape)).astype(np.float32)
 
 
-async def test_input_48k_stereo_to_mono() -> None:
+@pytest.mark.parametrize(("processing_rate_hz", "out_rate_hz"), [(16_000, 16_000), (None, 48_000)])
+async def test_input_48k_stereo_to_mono(processing_rate_hz: int | None, out_rate_hz: int) -> None:
+    """By default a 48 kHz microphone is processed (and handed on) at 16 kHz; None keeps 48."""
     x = _noise(48_000, 0.5, channels=2)
     frames = _frames(x, rate_hz=48_000, frame_ms=50, num_channels=2)
-    inp = EchoCancelledInput(ScriptedSource(frames), tap=None)
+    inp = EchoCancelledInput(
+        ScriptedSource(frames), tap=None, processing_rate_hz=processing_rate_hz
+    )
     out = await _drain(inp)
-    assert all(f.sample_rate == 48_000 and f.num_channels == 1 for f in out)
-    assert [f.samples_per_channel for f in out] == [2400] * 10
+    assert all(f.sample_rate == out_rate_hz and f.num_channels == 1 for f in out)
+    assert [f.samples_per_channel for f in out] == [out_rate_hz // 20] * 10
     assert inp.frames_processed == 50
+
+
+async def test_input_processing_rate_names_a_bad_rate() -> None:
+    with pytest.raises(ValueError, match="22050"):
+        EchoCancelledInput(ScriptedSource([]), tap=None, processing_rate_hz=22_050)
+
+
+async def test_input_48k_cancels_echo_at_16k(speech: dict[str, np.ndarray]) -> None:
+    """A 48 kHz stereo microphone with the agent's echo (played at 24 kHz, 120 ms late, -6 dB):
+    the canceller runs at 16 kHz on the resampled microphone and removes the echo."""
+    from scipy import signal
+
+    far16 = speech["far"][: 16_000 * 8]
+    tap = PlaybackTap(RecordingSink(sample_rate_hz=24_000))
+    await _play(tap, signal.resample_poly(far16, 3, 2).astype(np.float32), rate_hz=24_000)
+    delay_16k = int(0.12 * 16_000)
+    echo16 = np.zeros(len(far16), np.float32)
+    echo16[delay_16k:] = far16[: len(far16) - delay_16k] * 10 ** (-6 / 20)
+    echo48 = signal.resample_poly(echo16, 3, 1).astype(np.float32)
+    noise = _noise(48_000, len(echo48) / 48_000, amp=1e-3)[: len(echo48)]
+    mic = np.stack([echo48 + noise, echo48 + noise], axis=1)
+    inp = EchoCancelledInput(
+        ScriptedSource(_frames(mic, rate_hz=48_000, frame_ms=20, num_channels=2)), tap=tap
+    )
+    out = await _drain(inp)
+    assert all(f.sample_rate == 16_000 for f in out)
+    clean = np.concatenate([np.frombuffer(f.data, np.int16) for f in out]) / 32768.0
+    assert len(clean) == len(echo16)
+    tail = slice(16_000 * 4, None)  # after convergence
+    erle_db = 10 * np.log10(np.sum(echo16[tail] ** 2.0) / np.sum(clean[tail] ** 2))
+    assert erle_db >= 25.0, erle_db
+    assert inp._aec is not None and inp._aec.delay_ms is not None
+    assert abs(inp._aec.delay_ms - 120.0) <= 10.0
 
 
 async def test_input_8k() -> None:
@@ -317,8 +354,8 @@ async def test_input_short_frames_are_buffered() -> None:
     assert sum(f.samples_per_channel for f in frames) == 14_400
     inp = EchoCancelledInput(ScriptedSource(frames), tap=None)
     out = await _drain(inp)
-    assert sum(f.samples_per_channel for f in out) == 14_400
-    assert all(f.samples_per_channel % 480 == 0 for f in out)
+    assert sum(f.samples_per_channel for f in out) == 4_800  # at the 16 kHz processing rate
+    assert all(f.samples_per_channel % 160 == 0 for f in out)
     assert inp.frames_processed == 30
 
 
@@ -329,6 +366,16 @@ async def test_input_empty_frame_is_skipped() -> None:
     ]
     out = await _drain(EchoCancelledInput(ScriptedSource(frames), tap=None))
     assert [f.samples_per_channel for f in out] == [160, 160]
+
+
+@pytest.mark.parametrize(("aec_rate_hz", "out_rate_hz"), [(16_000, 16_000), (None, 48_000)])
+async def test_input_rate_follows_the_options(aec_rate_hz: int | None, out_rate_hz: int) -> None:
+    from livekit_bargein import BargeIn, BargeInOptions
+
+    engine = BargeIn(options=BargeInOptions(aec_rate_hz=aec_rate_hz))
+    frames = _frames(_noise(48_000, 0.1), rate_hz=48_000, frame_ms=10)
+    out = await _drain(engine.wrap_input(ScriptedSource(frames)))
+    assert {f.sample_rate for f in out} == {out_rate_hz}
 
 
 async def test_input_consumes_reference_on_mic_clock() -> None:
@@ -343,7 +390,7 @@ async def test_input_consumes_reference_on_mic_clock() -> None:
         ScriptedSource(frames), tap=tap, on_frame=lambda f, _ref_db: seen.append(f.ref_level_db)
     )
     out = await _drain(inp)
-    assert sum(f.samples_per_channel for f in out) == 24_000
+    assert sum(f.samples_per_channel for f in out) == 8_000  # 0.5 s at 16 kHz
     assert tap.segment_played_s == pytest.approx(0.5)
     assert len(seen) == 50 and min(seen) > -20.0  # a -9 dBFS tone in every frame
 
