@@ -103,7 +103,12 @@ class NearEndDetector:
         self._ref = np.zeros(self._win, np.float32)
         depth = self._n_lags + self._smear
         self._ref_spec = np.zeros((depth, len(self._bins)), np.float32)
+        # per delay, the bin-wise max of the reference over +-smear hops around it (kept up to
+        # date every hop: a hop later each delay's span is the next delay's), and a work copy
+        self._smeared_ref = np.zeros((self._n_lags, len(self._bins)), np.float32)
         self._smeared = np.zeros((self._n_lags, len(self._bins)), np.float32)
+        self._mask = np.zeros(len(self._bins), np.float32)
+        self._acc = np.zeros((2 * self._smear + 1, len(self._bins)), np.float32)
         # Band power of a Hann-windowed window: ~0.375 * N^2 * per-sample power (all bins).
         self._quiet_sum = 0.375 * self._win**2 * 10.0 ** (_QUIET_DB / 10.0)
         self._bound: _GainBound | None = None
@@ -143,7 +148,8 @@ class NearEndDetector:
         band = self._bins
         spec = self._ref_spec
         spec[1:] = spec[:-1]
-        spec[0] = np.abs(np.fft.rfft(self._ref * self._hann))[band] ** 2
+        spec[0] = np.abs(np.fft.rfft(self._ref * self._hann)[band]) ** 2
+        self._update_smear()
         mic_spec = np.fft.rfft(self._mic * self._hann)
         m = np.abs(mic_spec[band]) ** 2
         total = float(m.sum())
@@ -155,24 +161,30 @@ class NearEndDetector:
                 self._emit(mic_spec, None)
             return self.share
         gain = self._gain if self._bound is None else self._bound.gain()
-        # Smeared spectrum for every delay: the max over +-smear hops around it.
-        s, lags = self._smear, self._n_lags
         sm = self._smeared
-        np.copyto(sm, spec[:lags])
-        for k in range(1, s + 1):
-            np.maximum(sm, spec[k : k + lags], out=sm)  # older neighbours
-            if k < lags:
-                np.maximum(sm[k:], spec[: lags - k], out=sm[k:])  # newer neighbours
-        sm *= -gain
+        np.multiply(self._smeared_ref, -gain, out=sm)
         sm += m
         np.maximum(sm, 0.0, out=sm)
         left = sm.sum(axis=1)
         best = int(left.argmin())
         self.share = float(left[best]) / total
         if self._separate:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                self._emit(mic_spec, np.where(m > 0.0, np.sqrt(sm[best] / m), 0.0))
+            mask = self._mask
+            mask.fill(0.0)
+            np.divide(sm[best], m, out=mask, where=m > 0.0)
+            self._emit(mic_spec, np.sqrt(mask, out=mask))
         return self.share
+
+    def _update_smear(self) -> None:
+        """Shift the smeared reference by the new hop: delay L's span [L-s, L+s] is delay
+        L-1's of the previous hop for L > s; only the first s+1 delays see the new hop."""
+        s, lags = self._smear, self._n_lags
+        sm = self._smeared_ref
+        sm[1:] = sm[:-1]
+        head = min(s + 1, lags)
+        # delay L <= s spans hops 0..L+s: a running max over the newest hops
+        np.maximum.accumulate(self._ref_spec[: head + s], axis=0, out=self._acc[: head + s])
+        sm[:head] = self._acc[s : head + s]
 
     @property
     def bound_learned(self) -> bool:
@@ -237,6 +249,7 @@ class _GainBound:
         self._ref = np.zeros((n_lags + 1, n_bands), np.float32)  # row 0 newest
         self._ratios = np.full((history_hops, n_lags, n_bands), np.inf, np.float32)
         self._played = np.zeros(history_hops, bool)  # hops in the history in which the agent played
+        self._n_played = 0
         self._pos = 0
         self._margin = margin
         self._cap = cap
@@ -250,16 +263,18 @@ class _GainBound:
         lags = ref.shape[0] - 1
         aligned = np.minimum(ref[:lags], ref[1:])
         aligned[1:] = np.minimum(aligned[1:], ref[: lags - 1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(aligned > self._active, mic / aligned, np.inf)
-        self._ratios[self._pos] = ratio
-        self._played[self._pos] = bool((ref[0] > self._active).any())
+        ratio = self._ratios[self._pos]
+        ratio.fill(np.inf)
+        np.divide(mic, aligned, out=ratio, where=aligned > self._active)
+        played = bool((ref[0] > self._active).any())
+        self._n_played += int(played) - int(self._played[self._pos])
+        self._played[self._pos] = played
         self._pos = (self._pos + 1) % self._ratios.shape[0]
 
     @property
     def learned(self) -> bool:
         """The agent played in at least half of the history: the bound is no longer the cap."""
-        return 2 * int(self._played.sum()) >= len(self._played)
+        return 2 * self._n_played >= len(self._played)
 
     def gain(self) -> np.ndarray:
         """The gain the coverage test may assume, per (delay, bin)."""

@@ -214,3 +214,17 @@ def test_the_echo_bound_is_learnt_from_the_agents_audio_and_forgotten() -> None:
     assert not learned[-1]  # 1.5 s of silence: nothing left to bound the echo by
     _, _, unbounded = _separate(far * 0.3, far, gain_bound_margin_db=None)
     assert not any(unbounded)
+
+
+@pytest.mark.parametrize("smear_ms", [0.0, 20.0, 80.0, 2000.0])
+def test_the_smeared_reference_is_the_max_over_neighbouring_hops(smear_ms: float) -> None:
+    """Kept up to date hop by hop, it equals the bin-wise max over [delay - s, delay + s] hops
+    (clipped at the newest) at every delay, also when the smear exceeds the delays searched."""
+    rng = np.random.default_rng(3)
+    det = NearEndDetector(sample_rate_hz=16_000, max_delay_ms=200.0, smear_ms=smear_ms)
+    for _ in range(120):
+        ref = (rng.standard_normal(160) * rng.uniform(0.0, 0.3)).astype(np.float32)
+        det.push(np.zeros(160, np.float32), ref)
+    spec, s, lags = det._ref_spec, det._smear, det._n_lags
+    expected = np.stack([spec[max(0, d - s) : d + s + 1].max(axis=0) for d in range(lags)])
+    np.testing.assert_array_equal(det._smeared_ref, expected)
