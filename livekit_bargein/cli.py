@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         help="agent voice without Piper's sampling noise: the same audio in every run (A/B runs)",
     )
     ev.add_argument(
+        "--mic-rate",
+        type=int,
+        default=16_000,
+        choices=(8_000, 16_000, 24_000, 48_000),
+        help="rate of the microphone frames the session gets (a LiveKit room: 24000); the "
+        "acoustics are simulated at 16 kHz",
+    )
+    ev.add_argument(
         "--timeline", default=None, help="comma-separated scenario ids to plot as timelines"
     )
 
@@ -199,6 +207,7 @@ def _eval(args: argparse.Namespace) -> int:
                 decision_trace_dir=args.out / "decision_traces",
                 on_done=lambda _t: progress.advance(task),
                 fixed_voice=args.fixed_voice,
+                mic_rate_hz=args.mic_rate,
             )
         except KeyError as e:
             console.print(f"[red]error:[/red] {e.args[0]}")
@@ -213,6 +222,7 @@ def _eval(args: argparse.Namespace) -> int:
             "elapsed_s": round(elapsed, 1),
             "configs": configs,
             "fixed_voice": args.fixed_voice,
+            "mic_rate_hz": args.mic_rate,
         },
     )
     plot_ttfy_cdf(report, args.out / "ttfy_cdf.png")

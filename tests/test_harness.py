@@ -120,6 +120,47 @@ def test_bargein_ignores_its_own_echo(traces: dict) -> None:
     assert t.reply_completed
 
 
+@pytest.fixture(scope="module")
+def traces_24k(manifest: Path, resources: HarnessResources) -> dict[str, ScenarioTrace]:
+    """The same bargein scenarios with the session's microphone at RoomIO's 24 kHz."""
+    import dataclasses
+
+    res24 = dataclasses.replace(resources, mic_rate_hz=24_000)
+    scenarios = {s.id: s for s in load_manifest(manifest)}
+
+    async def run_all() -> list[ScenarioTrace]:
+        return list(
+            await asyncio.gather(
+                *(run_scenario(scenarios[s], "bargein", res24) for s in ("int-echo", "echo"))
+            )
+        )
+
+    return {t.scenario_id: t for t in asyncio.run(run_all())}
+
+
+def test_bargein_at_24k_yields_to_the_interrupt_and_not_to_its_echo(traces_24k: dict) -> None:
+    t = traces_24k["int-echo"]
+    assert t.error is None
+    s = score_scenario(t)
+    assert s["measured"] and not s["missed"] and s["false_yields"] == 0, s
+    assert s["context_preserved"], t.context
+    e = traces_24k["echo"]
+    assert e.error is None and find_yields(e) == [] and e.reply_completed
+
+
+def test_sim_mic_hands_frames_at_its_rate() -> None:
+    from livekit_bargein.eval.harness import SimMic
+
+    mic = SimMic(out_rate_hz=24_000)
+    for _ in range(3):
+        mic.push(np.full(160, 0.1, np.float32), 16_000)
+    frames = [mic._q.get_nowait() for _ in range(3)]
+    assert [(f.sample_rate, f.samples_per_channel) for f in frames] == [(24_000, 240)] * 3
+    same = SimMic()
+    same.push(np.zeros(160, np.float32), 16_000)
+    assert same._q.get_nowait().sample_rate == 16_000
+
+
 def test_trace_accounting_is_consistent(traces: dict) -> None:
     for t in traces.values():
         assert len(t.speaker_states) == len(t.played_samples) == len(t.mic_level_db)

@@ -23,6 +23,7 @@ from livekit.agents.voice import io
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from ..log import logger
+from ..resample import PolyphaseResampler
 from .acoustics import AcousticPath
 from .configs import HarnessContext, get_config
 from .llm import ScriptedLLM
@@ -56,24 +57,43 @@ class HarnessResources:
     piper: PiperSpeaker
     fixed_voice: bool = False
     """The agent's voice without Piper's sampling noise (see ``PiperTTS(deterministic=...)``)."""
+    mic_rate_hz: int = SIM_RATE_HZ
+    """Rate of the microphone frames the session gets (a LiveKit room's RoomIO: 24 kHz). The
+    acoustics are simulated at 16 kHz and resampled up; the scoring clock stays at 16 kHz."""
 
     @classmethod
-    def load(cls, *, fixed_voice: bool = False) -> HarnessResources:
+    def load(cls, *, fixed_voice: bool = False, mic_rate_hz: int = SIM_RATE_HZ) -> HarnessResources:
         from livekit.plugins import silero
 
-        return cls(silero=silero.VAD.load(), piper=PiperSpeaker.load(), fixed_voice=fixed_voice)
+        return cls(
+            silero=silero.VAD.load(),
+            piper=PiperSpeaker.load(),
+            fixed_voice=fixed_voice,
+            mic_rate_hz=mic_rate_hz,
+        )
 
 
 class SimMic(io.AudioInput):
-    """The microphone: frames pushed by the harness clock, read by the session."""
+    """The microphone: frames pushed by the harness clock, read by the session (at
+    ``out_rate_hz``: pushed samples at another rate are resampled, every 10 ms to 10 ms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, out_rate_hz: int | None = None) -> None:
         super().__init__(label="SimMic")
         self._q: asyncio.Queue[rtc.AudioFrame] = asyncio.Queue()
+        self._out_rate_hz = out_rate_hz
+        self._resampler: PolyphaseResampler | None = None
 
     def push(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+        rate = self._out_rate_hz or sample_rate_hz
+        if rate != sample_rate_hz:
+            rs = self._resampler
+            if rs is None or rs.in_rate_hz != sample_rate_hz:
+                rs = self._resampler = PolyphaseResampler(
+                    in_rate_hz=sample_rate_hz, out_rate_hz=rate
+                )
+            samples = rs.process(samples)
         pcm = np.clip(samples * 32768.0, -32768, 32767).astype(np.int16)
-        self._q.put_nowait(rtc.AudioFrame(pcm.tobytes(), sample_rate_hz, 1, len(pcm)))
+        self._q.put_nowait(rtc.AudioFrame(pcm.tobytes(), rate, 1, len(pcm)))
 
     async def __anext__(self) -> rtc.AudioFrame:
         return await self._q.get()
@@ -188,7 +208,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     path = AcousticPath(scenario, sample_rate_hz=SIM_RATE_HZ)
     speaker = SimSpeaker(sample_rate_hz=SIM_RATE_HZ)
-    mic = SimMic()
+    mic = SimMic(out_rate_hz=res.mic_rate_hz)
     stt = OracleSTT()
     llm = scripted_llm if scripted_llm is not None else ScriptedLLM(replies=[scenario.agent_text])
     # streaming with word timestamps, like Cartesia or ElevenLabs

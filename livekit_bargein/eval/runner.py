@@ -40,11 +40,13 @@ def run_eval(
     decision_trace_dir: Path | None = None,
     on_done: Callable[[ScenarioTrace], None] | None = None,
     fixed_voice: bool = False,
+    mic_rate_hz: int = 16_000,
 ) -> dict[str, list[ScenarioTrace]]:
     """Run every scenario of ``manifest`` (or the ids in ``only``) under every config.
 
     ``decision_trace_dir``: configurations with the engine write ``DIR/CONFIG/ID.jsonl`` there.
     ``fixed_voice``: the agent's Piper voice without sampling noise, the same audio in every run.
+    ``mic_rate_hz``: the rate of the microphone frames the sessions get (``HarnessResources``).
     """
     from .configs import get_config
 
@@ -78,6 +80,7 @@ def run_eval(
             _run_batch(
                 scenarios, tasks, per_proc, configs,
                 decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
+                mic_rate_hz=mic_rate_hz,
             )
         ):
             collect(t)
@@ -91,7 +94,11 @@ def run_eval(
             ctx.Process(
                 target=_worker,
                 args=(str(manifest), [s.id for s in scenarios], todo, per_proc, configs, q),
-                kwargs={"decision_trace_dir": decision_trace_dir, "fixed_voice": fixed_voice},
+                kwargs={
+                    "decision_trace_dir": decision_trace_dir,
+                    "fixed_voice": fixed_voice,
+                    "mic_rate_hz": mic_rate_hz,
+                },
             )
             for _ in range(n_procs)
         ]
@@ -127,6 +134,7 @@ def _worker(
     *,
     decision_trace_dir: Path | None = None,
     fixed_voice: bool = False,
+    mic_rate_hz: int = 16_000,
 ) -> None:
     import logging
 
@@ -139,6 +147,7 @@ def _worker(
             _run_batch(
                 scenarios, todo, concurrency, configs, q,
                 decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
+                mic_rate_hz=mic_rate_hz,
             )
         )
     except BaseException as e:  # report, so the parent does not wait forever
@@ -155,6 +164,7 @@ async def _run_batch(
     *,
     decision_trace_dir: Path | None = None,
     fixed_voice: bool = False,
+    mic_rate_hz: int = 16_000,
 ) -> list[ScenarioTrace]:
     """Run tasks from ``todo`` (a list or a multiprocessing queue), ``concurrency`` at once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -166,7 +176,7 @@ async def _run_batch(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=max(8, 4 * concurrency), thread_name_prefix="eval")
     )
-    res = HarnessResources.load(fixed_voice=fixed_voice)
+    res = HarnessResources.load(fixed_voice=fixed_voice, mic_rate_hz=mic_rate_hz)
     gc_pauses_ms: list[float] = []
     gc_t0 = [0.0]
 
