@@ -36,6 +36,7 @@ from .aec import EchoCanceller
 from .decision import Action
 from .engine import BargeIn, _level_db
 from .options import PROFILES
+from .resample import PolyphaseResampler
 from .vad import ANALYSIS_RATE_HZ, WINDOW_SAMPLES, _shared_onnx_session
 
 __all__ = ["TARGET_PCT_PER_STREAM", "run_bench", "print_bench", "bench_cli"]
@@ -262,8 +263,6 @@ def _measure_pipeline(
     """One stream over the scene: (CPU, seconds per part, share of windows Silero ran on).
     ``instrument`` adds per-part thread-CPU timers (~1 µs per timer read), so the headline
     figure comes from an uninstrumented pass. ``aec_rate_hz`` as ``BargeInOptions``."""
-    from .resample import PolyphaseResampler
-
     in_rate = scene.rate_hz
     n_in = in_rate // 100
     # The real engine does the per-window work (echo state, features when needed, controller).
