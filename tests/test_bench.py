@@ -54,6 +54,18 @@ def test_pipeline_costs_at_least_silero(short_result: dict[str, Any]) -> None:
     assert 0 < bd["near_end"]["cpu_s"] <= bd["apm_aec"]["cpu_s"]
 
 
+@pytest.mark.parametrize(("aec_rate_hz", "processed_hz"), [(16_000, 16_000), (None, 24_000)])
+def test_a_room_rate_microphone_is_processed_at_the_options_rate(
+    aec_rate_hz: int | None, processed_hz: int
+) -> None:
+    r = run_bench(seconds=1.0, audio="synthetic", sample_rate_hz=24_000, aec_rate_hz=aec_rate_hz)
+    assert r["meta"]["sample_rate_hz"] == 24_000
+    assert r["meta"]["aec_rate_hz"] == processed_hz
+    resample_s = r["pipeline_breakdown"]["resample"]["cpu_s"]
+    # the microphone and the reference are resampled only when the rates differ
+    assert (resample_s > 0) == (processed_hz != 24_000), resample_s
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         run_bench(seconds=0)
