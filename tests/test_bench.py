@@ -83,3 +83,11 @@ def test_bench_30s_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert math.isfinite(pct) and pct > 0
     assert result["meta"]["audio_s"] == pytest.approx(30.0)
     assert "pipeline" in capsys.readouterr().out
+
+
+def test_cli_rate_flags(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--seconds", "1", "--rate", "24000", "--native-rate",
+                 "--json", str(out)]) == 0  # fmt: skip
+    meta = json.loads(out.read_text())["meta"]
+    assert (meta["sample_rate_hz"], meta["aec_rate_hz"]) == (24_000, 24_000)
