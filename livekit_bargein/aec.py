@@ -20,10 +20,9 @@ from livekit import rtc
 
 from .delay import EchoDelayEstimator
 from .near_end import GAIN_BOUND_MARGIN_DB, NearEndDetector
+from .options import SUPPORTED_RATES_HZ
 
 __all__ = ["SUPPORTED_RATES_HZ", "AecFrame", "EchoCanceller", "FrameSplitter", "to_mono_float"]
-
-SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
 
 _FLOOR_DB = -120.0
 _FLOOR_POWER = 10 ** (_FLOOR_DB / 10)

@@ -35,7 +35,7 @@ from livekit import rtc
 from .aec import EchoCanceller
 from .decision import Action
 from .engine import BargeIn, _level_db
-from .options import PROFILES
+from .options import PROFILES, processing_rate_hz
 from .resample import PolyphaseResampler
 from .vad import ANALYSIS_RATE_HZ, WINDOW_SAMPLES, _shared_onnx_session
 
@@ -269,7 +269,7 @@ def _measure_pipeline(
     options = PROFILES["speakerphone"].updated(aec_rate_hz=aec_rate_hz)
     engine = BargeIn(profile="speakerphone", options=options)
     # As EchoCancelledInput: a faster microphone (and the reference) resampled down first.
-    rate = in_rate if aec_rate_hz is None else min(in_rate, aec_rate_hz)
+    rate = processing_rate_hz(in_rate, aec_rate_hz)
     down_mic = down_ref = None
     if rate != in_rate:
         down_mic = PolyphaseResampler(in_rate_hz=in_rate, out_rate_hz=rate)

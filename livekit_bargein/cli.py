@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from .options import SUPPORTED_RATES_HZ
+
 DEFAULT_CONFIGS = "livekit-default,livekit-fast,livekit-aec"
 
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "--mic-rate",
         type=int,
         default=16_000,
-        choices=(8_000, 16_000, 24_000, 48_000),
+        choices=SUPPORTED_RATES_HZ,
         help="rate of the microphone frames the session gets (a LiveKit room: 24000); the "
         "acoustics are simulated at 16 kHz",
     )
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     bn.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
     bn.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write JSON")
     bn.add_argument(
-        "--rate", type=int, default=16_000, choices=(8_000, 16_000, 24_000, 48_000),
+        "--rate", type=int, default=16_000, choices=SUPPORTED_RATES_HZ,
         help="microphone and reference rate (a LiveKit room: 48000)",
     )
     bn.add_argument(

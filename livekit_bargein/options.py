@@ -7,6 +7,15 @@ from typing import Any
 
 from .near_end import GAIN_BOUND_MARGIN_DB
 
+SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
+"""Microphone and processing rates the plugin accepts (those of WebRTC's APM)."""
+
+
+def processing_rate_hz(mic_rate_hz: int, aec_rate_hz: int | None) -> int:
+    """The rate a microphone at ``mic_rate_hz`` is processed at (``BargeInOptions.aec_rate_hz``:
+    faster microphones are resampled down to it, slower ones keep their rate)."""
+    return mic_rate_hz if aec_rate_hz is None else min(mic_rate_hz, aec_rate_hz)
+
 
 @dataclass(frozen=True, kw_only=True)
 class BargeInOptions:
@@ -152,9 +161,9 @@ class BargeInOptions:
             raise ValueError("blocked_speech_words must be >= 0")
         if self.near_end_blocked_speech_words < 1:
             raise ValueError("near_end_blocked_speech_words must be >= 1")
-        if self.aec_rate_hz not in (None, 8_000, 16_000, 24_000, 48_000):
+        if self.aec_rate_hz is not None and self.aec_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
-                f"aec_rate_hz must be 8000, 16000, 24000, 48000 or None, got {self.aec_rate_hz}"
+                f"aec_rate_hz must be one of {SUPPORTED_RATES_HZ} or None, got {self.aec_rate_hz}"
             )
         if not 0.0 < self.own_words_share <= 1.0:
             raise ValueError(f"own_words_share must be within (0, 1], got {self.own_words_share}")

@@ -26,9 +26,8 @@ from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
 from .context import TimedText
 from .log import logger
 from .near_end import GAIN_BOUND_MARGIN_DB
+from .options import SUPPORTED_RATES_HZ, processing_rate_hz
 from .resample import PolyphaseResampler
-
-SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
 
 
 @dataclass(frozen=True)
@@ -315,8 +314,7 @@ class EchoCancelledInput(io.AudioInput):
                 "input sample rate changed", extra={"from": self._rate_hz, "to": rate_hz}
             )
         self._rate_hz = rate_hz
-        cap = self._processing_rate_hz
-        proc = rate_hz if cap is None else min(rate_hz, cap)
+        proc = processing_rate_hz(rate_hz, self._processing_rate_hz)
         self._proc_rate_hz = proc
         self._down = (
             None if proc == rate_hz else PolyphaseResampler(in_rate_hz=rate_hz, out_rate_hz=proc)
