@@ -67,6 +67,9 @@ class AecFrame:
             20 ms worth, ~40 ms behind the mic); None unless ``separate_near_end``.
         near_end_trusted: the estimate's echo bound has been learnt (see
             ``NearEndDetector.bound_learned``); before, it erases callers too.
+        reference_moved: the reference AEC3 is given changed with this frame (it was
+            re-aligned to a new delay): AEC3 re-converges from here, and until it has its
+            residual estimates understate the leak.
     """
 
     clean: np.ndarray
@@ -83,6 +86,7 @@ class AecFrame:
     near_end_share: float | None = None
     near_end: np.ndarray | None = None
     near_end_trusted: bool = False
+    reference_moved: bool = False
 
 
 class EchoCanceller:
@@ -203,6 +207,7 @@ class EchoCanceller:
         self._line = np.zeros((max_frames + 2) * n, np.float32)
         self._line_pos = 0  # where the next frame is written
         self._pre_delay = 0  # samples
+        self._reference_moved = False  # since the last frame returned
         # Reference power per frame, newest at _pow_pos - 1; covers max delay + envelope spread.
         self._unaligned_window = max(max_frames, 50)  # AEC3's own reach when not aligned
         self._pow_len = self._unaligned_window + _BOUND_FRAMES + 8
@@ -334,6 +339,7 @@ class EchoCanceller:
         if abs(target_ms - self.pre_delay_ms) > 30.0:
             max_pre = len(self._line) - self.frame_samples
             self._pre_delay = min(int(round(target_ms * self.sample_rate_hz / 1000)), max_pre)
+            self._reference_moved = True
 
     def _bookkeeping(
         self,
@@ -434,7 +440,12 @@ class EchoCanceller:
             near_end_share=near_end_share,
             near_end=near_end,
             near_end_trusted=near_end is not None and self._near_end.bound_learned,
+            reference_moved=self._take_reference_moved(),
         )
+
+    def _take_reference_moved(self) -> bool:
+        moved, self._reference_moved = self._reference_moved, False
+        return moved
 
     def _bound_gain(
         self, hist: np.ndarray, newest: int, lags: tuple[int, int], mic_pow: float

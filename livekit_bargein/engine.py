@@ -131,7 +131,6 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         self._echo_likeness = EchoLikeness()
         self._recent: deque[AecFrame] = deque(maxlen=8)
         self._aec_frames = 0
-        self._last_pre_delay_ms = 0.0
         self._aec_realigned_at: int | None = None
         self._near_end_scorer = NearEndScorer()
         self._echo_frames_left = 0  # 10 ms frames for which the agent's echo may still arrive
@@ -224,11 +223,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
                 score=self._echo_frames_left > 0 and f.near_end_trusted,
                 needs_model=self.needs_speech_prob,
             )
-        aec = self._input._aec if self._input is not None else None
-        pre_delay = aec.pre_delay_ms if aec is not None else 0.0
-        if pre_delay != self._last_pre_delay_ms:
+        if f.reference_moved:
             # AEC3 re-converges after the reference moves: its estimates lag the leak
-            self._last_pre_delay_ms = pre_delay
             self._aec_realigned_at = self._aec_frames
 
     def attach(self, session: AgentSession) -> None:

@@ -340,3 +340,23 @@ def test_near_end_estimate_rides_along_when_asked(
     assert caller - echo_only > 15
     _, plain = _run(scene)
     assert all(fr.near_end is None and not fr.near_end_trusted for fr in plain)
+
+
+def test_reference_moved_marks_each_realignment(speech: dict[str, np.ndarray]) -> None:
+    # 800 ms is beyond AEC3's reach: the reference is re-aligned once the delay is found, and
+    # the frame it happens on says so (the engine treats AEC3 as re-converging from there).
+    scene = _scene(speech, delay_ms=800)
+    aec, frames = _run(scene)
+    moved = [i for i, fr in enumerate(frames) if fr.reference_moved]
+    assert moved, "the re-alignment was not reported"
+    assert aec.pre_delay_ms > 0.0
+    first = moved[0]
+    assert frames[first].delay_ms is not None
+    assert all(fr.delay_ms is None for fr in frames[:first])
+    assert len(moved) <= 3  # a steady path is not re-aligned over and over
+
+
+def test_short_delay_never_moves_the_reference(speech: dict[str, np.ndarray]) -> None:
+    scene = _scene(speech, delay_ms=50)
+    _, frames = _run(scene)
+    assert not any(fr.reference_moved for fr in frames)

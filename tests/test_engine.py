@@ -1,11 +1,14 @@
-"""BargeIn configuration: the turn handling it hands LiveKit and runtime option updates."""
+"""BargeIn configuration: the turn handling it hands LiveKit, runtime option updates, and how
+it reads the canceller's frames."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from livekit.agents import AgentSession
 
 from livekit_bargein import PROFILES, BargeIn, BargeInOptions, Observation
+from livekit_bargein.aec import AecFrame
 from livekit_bargein.engine import BLOCK_MIN_WORDS
 from livekit_bargein.turn_detector import BargeInTurnDetector
 
@@ -131,3 +134,29 @@ def test_knob_variant_configs() -> None:
         get_config("bargein@onset=32")
     with pytest.raises(KeyError, match="must be a number"):
         get_config("bargein@onset_ms=fast")
+
+
+def _aec_frame(*, moved: bool = False) -> AecFrame:
+    return AecFrame(
+        clean=np.zeros(160, np.float32), mic_level_db=-30.0, ref_level_db=-20.0,
+        clean_level_db=-60.0, echo_level_db=-30.0, echo_path_gain_db=-10.0,
+        residual_echo_db=-60.0, erle_db=30.0, far_end_active=True, double_talk=False,
+        delay_ms=500.0, reference_moved=moved,
+    )  # fmt: skip
+
+
+def test_reference_moved_marks_aec_unsettled_for_a_while() -> None:
+    # After a re-alignment AEC3 re-converges and its residual estimate understates the leak:
+    # the engine tells the controller so (it then blocks echo-gated onsets) for 1.5 s.
+    engine = BargeIn()
+    for _ in range(10):
+        engine.feed_aec_frame(_aec_frame(), -20.0)
+    assert not engine.echo_state().aec_unsettled
+    engine.feed_aec_frame(_aec_frame(moved=True), -20.0)
+    assert engine.echo_state().aec_unsettled
+    for _ in range(148):
+        engine.feed_aec_frame(_aec_frame(), -20.0)
+    assert engine.echo_state().aec_unsettled
+    for _ in range(2):
+        engine.feed_aec_frame(_aec_frame(), -20.0)
+    assert not engine.echo_state().aec_unsettled
