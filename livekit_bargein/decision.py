@@ -292,7 +292,13 @@ class BargeInController:
                 self._speech_ms += dt
         if self._speaking and is_speech:
             self.levels.push_speech(obs.level_db)
-        if not self._speaking and self.state is not ControllerState.SOFT_YIELD:
+        if (
+            not self._speaking
+            and self.state is not ControllerState.SOFT_YIELD
+            and obs.level_db >= o.noise_floor_min_dbfs
+        ):
+            # digital silence says nothing of the room here either: counted in, it spread the
+            # background's levels over 20 dB, so a babble bed never became the background
             self.levels.push_background(obs.level_db)
 
         # -- the agent's audio --

@@ -42,7 +42,8 @@ class EchoDelayEstimator:
     reference carries signal (level gate) and where the correlation peak stands clearly above
     every other lag (peak over median, reported as ``confidence``). Small changes are smoothed;
     a jump is followed once two consecutive blocks of the short-term average agree on the new
-    delay (~0.5-0.75 s after the change).
+    delay (~0.5-0.75 s after the change); a path that vanished is released (``delay_ms`` back to
+    None, ~5 s of the far end playing into a mic without its echo).
 
     Args:
         sample_rate_hz: rate of both inputs.
@@ -52,6 +53,10 @@ class EchoDelayEstimator:
         change_history_s: time constant of the short average that detects delay changes.
         ref_gate_dbfs: the reference segment must be at least this loud (RMS) to analyse a block.
         min_confidence: ``confidence`` a block needs before it may move the estimate.
+        release_after_s: the estimate is dropped (``delay_ms`` back to None) once the long
+            average has shown no echo path (confidence under a quarter of ``min_confidence``)
+            for this much far-end activity: the caller picked up the handset or put on a
+            headset, or the first lock was a chance peak. 0 keeps an estimate for good.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class EchoDelayEstimator:
         change_history_s: float = 0.25,
         ref_gate_dbfs: float = -50.0,
         min_confidence: float = 0.5,
+        release_after_s: float = 3.0,
     ) -> None:
         if sample_rate_hz <= 0:
             raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
@@ -72,6 +78,9 @@ class EchoDelayEstimator:
         self.sample_rate_hz = int(sample_rate_hz)
         self.max_delay_ms = float(max_delay_ms)
         self.min_confidence = float(min_confidence)
+        if release_after_s < 0:
+            raise ValueError(f"release_after_s must be >= 0, got {release_after_s}")
+        self._release_blocks = int(math.ceil(release_after_s * 1000.0 / block_ms))
         self._decim = max(1, self.sample_rate_hz // _ANALYSIS_RATE_HZ)
         self._rate_hz = self.sample_rate_hz / self._decim
         self._block = max(1, int(round(block_ms * self._rate_hz / 1000)))
@@ -105,6 +114,7 @@ class EchoDelayEstimator:
         self._confidence = 0.0
         self._candidate_ms: float | None = None
         self._candidate_hits = 0
+        self._pathless_blocks = 0  # consecutive analysed blocks without an echo path
         self.updates = 0  # analysed blocks that passed the level gate
 
     # -- public state --------------------------------------------------------------------
@@ -218,6 +228,14 @@ class EchoDelayEstimator:
     def _update_estimate(self, long_ms: float, short_ms: float, short_conf: float) -> None:
         cur = self._delay_ms
         long_ok = self._confidence >= self.min_confidence
+        if cur is not None and self._release_blocks:
+            pathless = self._confidence < 0.25 * self.min_confidence
+            self._pathless_blocks = self._pathless_blocks + 1 if pathless else 0
+            if self._pathless_blocks >= self._release_blocks:
+                self._delay_ms = None
+                self._candidate_ms, self._candidate_hits = None, 0
+                self._pathless_blocks = 0
+                return
         if cur is None:
             # The first estimate, too, needs two consecutive blocks that agree: one block of a
             # caller talking over the agent can peak by chance (seen: 0.63 with no echo at all).

@@ -73,12 +73,13 @@ class BargeInOptions:
     min_snr_db: float = 8.0
     """Windows less than this above the tracked noise floor are not speech. Default 8 dB."""
     noise_floor_min_dbfs: float = -100.0
-    """Windows quieter than this do not enter the noise floor: digital silence (AEC3's
-    suppressed output, a muted or not yet started track) says nothing about the room, and would
-    pin the floor at -120 dBFS so that ``min_snr_db`` gated nothing. Measured against -inf (every
-    window counts) in two same-run A/Bs: p50 130-152 vs 206-209 ms, false yields 2.9-3.5 vs
-    2.4-2.6 per agent-minute: a gate that works also ends speech runs in quiet gaps, so every new
-    onset is heard (README, "What happens inside")."""
+    """Windows quieter than this enter neither the noise floor nor the background level:
+    digital silence (AEC3's suppressed output, a muted or not yet started track) says nothing
+    about the room, and would pin the floor at -120 dBFS so that ``min_snr_db`` gated nothing.
+    Measured against -inf (every window counts) in two same-run A/Bs: p50 130-152 vs 206-209 ms,
+    false yields 2.9-3.5 vs 2.4-2.6 per agent-minute: a gate that works also ends speech runs in
+    quiet gaps, so every new onset is heard (README, "What happens inside"). In the background
+    level, it spread the levels over more than 20 dB, so a steady babble was never reported."""
     background_margin_db: float = 6.0
     """While the agent speaks, an onset must be this far above the recent background: the 90th
     percentile of the cleaned level over the last 4 s, outside the caller's speech runs

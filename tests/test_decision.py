@@ -266,6 +266,27 @@ def test_digital_silence_does_not_pin_the_noise_floor() -> None:
     assert [a for _, a in every.actions()] == [Action.SOFT_YIELD]
 
 
+def test_digital_silence_does_not_spread_the_background() -> None:
+    # Silence before the call's audio starts (or AEC3's zeros) next to a steady babble: counted
+    # in, the background spread over 20 dB and was never reported, so nothing gated the babble.
+    def call(r: Run) -> None:
+        r.feed(30, 0.0, level_db=-120.0, features=None)
+        for i in range(100):
+            r.feed(1, 0.3, level_db=-42.0 + 2.0 * np.sin(i), features=None)
+
+    r = Run()
+    call(r)
+    bg = r.c.levels.background_db
+    assert bg is not None and -41.0 < bg < -39.0
+    r.feed(10, 0.9, level_db=-38.0)  # a louder voice in the babble
+    assert r.actions() == []
+    every = Run(BargeInOptions(noise_floor_min_dbfs=-float("inf")))
+    call(every)
+    assert every.c.levels.background_db is None
+    every.feed(10, 0.9, level_db=-38.0)
+    assert [a for _, a in every.actions()] == [Action.SOFT_YIELD]
+
+
 def test_reply_end_clears_soft_yield() -> None:
     r = Run()
     quiet_start(r)

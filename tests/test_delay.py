@@ -100,6 +100,41 @@ def test_no_update_while_reference_silent(speech: dict[str, np.ndarray]) -> None
     assert est.delay_ms == delay_ms
 
 
+@pytest.mark.parametrize("release_after_s", [3.0, 0.0])
+def test_releases_a_vanished_echo_path(
+    speech: dict[str, np.ndarray], release_after_s: float
+) -> None:
+    # 300 ms of echo, then the caller picks up the handset: the agent keeps playing, the mic
+    # only hears the room.
+    ref = np.concatenate([speech["far"], speech["far"]])
+    gone = len(speech["far"])
+    mic = 0.5 * _delayed(ref, 300, RATE_HZ) + _noise(len(ref), -60)
+    mic[gone:] = _noise(len(ref) - gone, -60, seed=1)
+    est = EchoDelayEstimator(sample_rate_hz=RATE_HZ, release_after_s=release_after_s)
+    trace = np.array(_feed(est, ref, mic, RATE_HZ // 100))
+    assert abs(trace[gone // 160 - 1] - 300) <= 10.0
+    if release_after_s:
+        assert est.delay_ms is None
+        released_ms = (int(np.flatnonzero(np.isnan(trace[gone // 160 :]))[0]) + 1) * 10
+        # the release span counts blocks the far end was active in (speech has pauses), plus
+        # the long average's forgetting (~1 s): measured 4.9 s here
+        assert released_ms <= (release_after_s + 2.5) * 1000, released_ms
+    else:
+        assert est.delay_ms is not None and abs(est.delay_ms - 300) <= 10.0
+
+
+def test_a_steady_path_is_kept_through_double_talk(speech: dict[str, np.ndarray]) -> None:
+    ref = np.concatenate([speech["far"], speech["far"]])
+    near = np.resize(speech["near"], len(ref))
+    mic = 0.3 * _delayed(ref, 300, RATE_HZ) + _noise(len(ref), -60)
+    half = len(speech["far"])
+    mic[half:] += 0.6 * near[half:]  # a caller talks over the second half, louder than the echo
+    est = EchoDelayEstimator(sample_rate_hz=RATE_HZ)
+    trace = np.array(_feed(est, ref, mic, RATE_HZ // 100))
+    assert not np.isnan(trace[half // 160 :]).any()
+    assert est.delay_ms is not None and abs(est.delay_ms - 300) <= 10.0
+
+
 def test_unrelated_signals_give_no_estimate(speech: dict[str, np.ndarray]) -> None:
     ref = speech["far"]
     mic = np.resize(speech["near"], len(ref)) + _noise(len(ref), -50)
@@ -139,3 +174,5 @@ def test_bad_arguments() -> None:
         EchoDelayEstimator(sample_rate_hz=RATE_HZ, max_delay_ms=0)
     with pytest.raises(ValueError, match="sample_rate_hz"):
         EchoDelayEstimator(sample_rate_hz=0)
+    with pytest.raises(ValueError, match="release_after_s"):
+        EchoDelayEstimator(sample_rate_hz=RATE_HZ, release_after_s=-1.0)
