@@ -360,3 +360,27 @@ def test_short_delay_never_moves_the_reference(speech: dict[str, np.ndarray]) ->
     scene = _scene(speech, delay_ms=50)
     _, frames = _run(scene)
     assert not any(fr.reference_moved for fr in frames)
+
+
+def test_a_vanished_echo_path_gives_aec3_silence_again(speech: dict[str, np.ndarray]) -> None:
+    # Speakerphone, then the caller takes the phone to the ear and talks: the agent keeps
+    # playing, its echo is gone. The path is released and AEC3 stops getting the reference,
+    # so it cannot suppress the caller against an echo that is not there.
+    scene = _scene(speech, delay_ms=300)
+    far = scene.ref
+    ref = np.concatenate([far, far, far])
+    n1 = len(far)
+    near = np.resize(speech["near"], 2 * n1) * np.float32(0.3)
+    mic = np.concatenate([scene.mic, near]).astype(np.float32)
+    aec = EchoCanceller(sample_rate_hz=RATE_HZ)
+    f = RATE_HZ // 100
+    frames = [aec.process(mic[i : i + f], ref[i : i + f]) for i in range(0, len(mic) - f + 1, f)]
+    assert frames[n1 // f - 1].delay_ms is not None  # found on the speakerphone part
+    released = next(i for i in range(n1 // f, len(frames)) if frames[i].delay_ms is None)
+    assert (released - n1 // f) * 10 <= 8000
+    # after the release the caller passes through: cleaned level close to the raw mic's
+    late = frames[released + 100 :]
+    talk = [fr for fr in late if fr.mic_level_db > -35.0]
+    assert len(talk) > 50
+    loss_db = np.median([fr.mic_level_db - fr.clean_level_db for fr in talk])
+    assert loss_db < 3.0, loss_db
