@@ -425,6 +425,7 @@ class EchoCanceller:
                 self._erle_low_db += step * (1.0 / 3.0) if up else -step
         erle_db = self._erle_db
         echo_db = _db(echo_pow)
+        moved, self._reference_moved = self._reference_moved, False
         return AecFrame(
             clean=clean,
             mic_level_db=mic_db,
@@ -440,12 +441,8 @@ class EchoCanceller:
             near_end_share=near_end_share,
             near_end=near_end,
             near_end_trusted=near_end is not None and self._near_end.bound_learned,
-            reference_moved=self._take_reference_moved(),
+            reference_moved=moved,
         )
-
-    def _take_reference_moved(self) -> bool:
-        moved, self._reference_moved = self._reference_moved, False
-        return moved
 
     def _bound_gain(
         self, hist: np.ndarray, newest: int, lags: tuple[int, int], mic_pow: float

@@ -483,7 +483,7 @@ def run_bench(
     result["meta"] = {
         "audio_s": audio_s,
         "sample_rate_hz": sample_rate_hz,
-        "aec_rate_hz": aec_rate_hz or sample_rate_hz,
+        "aec_rate_hz": processing_rate_hz(sample_rate_hz, aec_rate_hz),
         "audio": scene.source,
         "repeats": repeats,
         "target_pct_per_stream": TARGET_PCT_PER_STREAM,

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .options import SUPPORTED_RATES_HZ
+from .options import SUPPORTED_RATES_HZ, BargeInOptions
 
 DEFAULT_CONFIGS = "livekit-default,livekit-fast,livekit-aec"
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds=args.seconds,
             json_out=args.json,
             sample_rate_hz=args.rate,
-            aec_rate_hz=None if args.native_rate else 16_000,
+            aec_rate_hz=None if args.native_rate else BargeInOptions().aec_rate_hz,
         )
     if args.cmd == "report":
         return _report(args)

@@ -11,6 +11,13 @@ SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
 """Microphone and processing rates the plugin accepts (those of WebRTC's APM)."""
 
 
+def check_processing_rate_hz(rate_hz: int | None, *, name: str) -> None:
+    """Raise ValueError naming ``name`` unless ``rate_hz`` is a supported rate or None."""
+    if rate_hz is not None and rate_hz not in SUPPORTED_RATES_HZ:
+        rates = ", ".join(map(str, SUPPORTED_RATES_HZ))
+        raise ValueError(f"{name} must be one of {rates} or None, got {rate_hz}")
+
+
 def processing_rate_hz(mic_rate_hz: int, aec_rate_hz: int | None) -> int:
     """The rate a microphone at ``mic_rate_hz`` is processed at (``BargeInOptions.aec_rate_hz``:
     faster microphones are resampled down to it, slower ones keep their rate)."""
@@ -162,10 +169,7 @@ class BargeInOptions:
             raise ValueError("blocked_speech_words must be >= 0")
         if self.near_end_blocked_speech_words < 1:
             raise ValueError("near_end_blocked_speech_words must be >= 1")
-        if self.aec_rate_hz is not None and self.aec_rate_hz not in SUPPORTED_RATES_HZ:
-            raise ValueError(
-                f"aec_rate_hz must be one of {SUPPORTED_RATES_HZ} or None, got {self.aec_rate_hz}"
-            )
+        check_processing_rate_hz(self.aec_rate_hz, name="aec_rate_hz")
         if not 0.0 < self.own_words_share <= 1.0:
             raise ValueError(f"own_words_share must be within (0, 1], got {self.own_words_share}")
 

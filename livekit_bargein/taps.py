@@ -26,7 +26,7 @@ from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
 from .context import TimedText
 from .log import logger
 from .near_end import GAIN_BOUND_MARGIN_DB
-from .options import SUPPORTED_RATES_HZ, processing_rate_hz
+from .options import SUPPORTED_RATES_HZ, check_processing_rate_hz, processing_rate_hz
 from .resample import PolyphaseResampler
 
 
@@ -281,11 +281,7 @@ class EchoCancelledInput(io.AudioInput):
         processing_rate_hz: int | None = 16_000,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
-        if processing_rate_hz is not None and processing_rate_hz not in SUPPORTED_RATES_HZ:
-            raise ValueError(
-                f"EchoCancelledInput: unsupported processing_rate_hz {processing_rate_hz} "
-                f"(supported: {', '.join(map(str, SUPPORTED_RATES_HZ))} or None)"
-            )
+        check_processing_rate_hz(processing_rate_hz, name="EchoCancelledInput processing_rate_hz")
         self._separate_near_end = separate_near_end
         self._processing_rate_hz = processing_rate_hz
         self._tap = tap
