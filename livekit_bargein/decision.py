@@ -20,7 +20,10 @@ Evidence, and why each piece:
   in double talk ~0.55-1.0.
 * Silero on the near-end estimate (the raw mic with what the played audio explains taken out,
   ``near_end_prob``): during a cough AEC3 lets the agent's echo through and the mix scores as
-  speech, the cough alone does not; while echo is possible a window needs both.
+  speech, the cough alone does not; while echo is possible a window needs both. Conversely, where
+  the spectral cue says the agent's audio explains little of the mic, an estimate scoring at least
+  ``near_end_onset_prob`` is speech on its own: at a caller's onset AEC3's double-talk
+  suppression keeps its output's score low.
 * Level gates: the tracked noise floor (energy far below it is not the caller) and, once known, the
   caller's own speech level (distant TV/background voices are quieter than the person on the call).
 * Confirmation: transcript words outside a backchannel lexicon (lexical evidence is what tells
@@ -233,9 +236,19 @@ class BargeInController:
         gate_ok, gate_reason = self._level_gate(obs.level_db)
         if gate_ok and self.state is ControllerState.SPEAKING:
             gate_ok = self._above_background(obs.level_db)
-        is_speech = obs.speech_prob >= thr and gate_ok
-        is_quiet = obs.speech_prob < o.deactivation_threshold or not gate_ok
         near_end = self._near_end(obs)
+        prob = obs.speech_prob
+        if (
+            near_end
+            and o.near_end_onset_prob is not None
+            and obs.near_end_prob is not None
+            and obs.near_end_prob >= o.near_end_onset_prob
+        ):
+            # the agent's audio explains little of the mic and the caller alone scores as speech:
+            # AEC3's double-talk suppression is what keeps its output's score low
+            prob = max(prob, obs.near_end_prob)
+        is_speech = prob >= thr and gate_ok
+        is_quiet = prob < o.deactivation_threshold or not gate_ok
         if (
             is_speech
             and obs.near_end_prob is not None

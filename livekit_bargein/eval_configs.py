@@ -96,10 +96,15 @@ def parse_variant(name: str) -> EvalConfig | None:
         if value.lower() in ("true", "false"):
             overrides[key] = value.lower() == "true"
             continue
+        if value.lower() == "none":  # a knob that None turns off
+            overrides[key] = None
+            continue
         try:
             overrides[key] = float(value)
         except ValueError:
-            raise KeyError(f"bad variant '{name}': {key} must be a number or true/false") from None
+            raise KeyError(
+                f"bad variant '{name}': {key} must be a number, true/false or none"
+            ) from None
     try:  # validate now, not in every scenario
         PROFILES[profile].updated(**overrides)
     except (TypeError, ValueError) as e:

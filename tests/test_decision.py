@@ -42,14 +42,15 @@ class Run:
 
     def feed(self, n: int, prob: float, *, level_db: float = -30.0, audible: bool = True,
              residual_db: float | None = -80.0, features: FrameFeatures | None = VOICED,
-             near_end_prob: float | None = None) -> None:
+             near_end_prob: float | None = None,
+             near_end_share: float | None = None) -> None:
         for _ in range(n):
             self.t += WIN_MS
             f = replace(features, level_db=level_db) if features is not None else None
             self.decisions.append(self.c.observe(Observation(
                 t_ms=self.t, window_ms=WIN_MS, speech_prob=prob, level_db=level_db,
                 agent_audible=audible, residual_echo_db=residual_db, features=f,
-                near_end_prob=near_end_prob)))
+                near_end_prob=near_end_prob, near_end_share=near_end_share)))
 
     def actions(self) -> list[tuple[float, Action]]:
         return [(d.t_ms, d.action) for d in self.decisions if d.action is not Action.NONE]
@@ -146,6 +147,36 @@ def test_near_end_veto_needs_the_estimate_and_the_echo() -> None:
     quiet_start(r3)
     r3.feed(2, 0.95, near_end_prob=0.0)
     assert [a for _, a in r3.actions()] == [Action.SOFT_YIELD]
+
+
+def test_the_caller_alone_scoring_as_speech_is_an_onset_where_the_echo_explains_little() -> None:
+    # AEC3's double-talk suppression leaves its output at 0.2 for Silero; the near-end estimate
+    # (the mic without what the played audio explains) scores 0.95, and the agent's audio
+    # explains under half of the mic
+    def run(near_end_prob: float | None, share: float | None,
+            options: BargeInOptions | None = None) -> Run:
+        r = Run(options or BargeInOptions(near_end_onset_prob=0.9))
+        quiet_start(r)
+        r.feed(3, 0.2, near_end_prob=near_end_prob, near_end_share=share)
+        return r
+
+    heard = run(0.95, 0.8)
+    assert [a for _, a in heard.actions()] == [Action.SOFT_YIELD]
+    assert heard.decisions[-1].speaking  # a VAD onset too: the STT hears the caller
+    for unheard in (
+        run(0.85, 0.8),  # the estimate under near_end_onset_prob
+        run(None, 0.8),  # not scored (its echo bound not learnt yet)
+        run(0.95, 0.2),  # most of the mic is what the agent played: its echo may be speech
+        run(0.95, 0.8, BargeInOptions(near_end_onset_prob=None)),  # off
+    ):
+        assert unheard.actions() == []
+
+
+def test_near_end_onset_prob_is_validated_and_needs_the_estimate() -> None:
+    with pytest.raises(ValueError, match="near_end_onset_prob"):
+        BargeInOptions(near_end_onset_prob=1.5)
+    assert BargeInOptions(near_end_speech_min=0.0, near_end_onset_prob=0.9).separates_near_end
+    assert not BargeInOptions(near_end_speech_min=0.0, near_end_onset_prob=None).separates_near_end
 
 
 def test_resume_after_quiet_without_words() -> None:

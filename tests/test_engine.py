@@ -134,6 +134,9 @@ def test_knob_variant_configs() -> None:
         get_config("bargein@onset=32")
     with pytest.raises(KeyError, match="must be a number"):
         get_config("bargein@onset_ms=fast")
+    assert "near_end_onset_prob=none" in get_config("bargein@near_end_onset_prob=none").description
+    with pytest.raises(KeyError, match="onset_ms"):
+        get_config("bargein@onset_ms=none")  # not a knob that None turns off
 
 
 def _aec_frame(*, moved: bool = False) -> AecFrame:

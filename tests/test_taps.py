@@ -442,11 +442,18 @@ async def test_near_end_gain_bound_follows_the_options(
     assert (aec._near_end._bound is not None) == bound
 
 
-@pytest.mark.parametrize(("veto", "separate"), [(0.3, True), (0.0, False)])
-async def test_near_end_separation_follows_the_options(veto: float, separate: bool) -> None:
+@pytest.mark.parametrize(
+    ("veto", "onset_prob", "separate"),
+    [(0.3, None, True), (0.0, 0.98, True), (0.0, None, False)],
+)
+async def test_near_end_separation_follows_the_options(
+    veto: float, onset_prob: float | None, separate: bool
+) -> None:
     from livekit_bargein import BargeIn, BargeInOptions
 
-    engine = BargeIn(options=BargeInOptions(near_end_speech_min=veto))
+    engine = BargeIn(
+        options=BargeInOptions(near_end_speech_min=veto, near_end_onset_prob=onset_prob)
+    )
     frames = _frames(_noise(16_000, 0.2), rate_hz=16_000, frame_ms=10)
     inp = engine.wrap_input(ScriptedSource(frames))
     await _drain(inp)

@@ -327,6 +327,8 @@ def _parse_value(v: str) -> Any:
             pass
     if v.lower() in ("true", "false"):
         return v.lower() == "true"
+    if v.lower() == "none":
+        return None
     return v
 
 
