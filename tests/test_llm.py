@@ -124,3 +124,17 @@ async def test_callable_replies_see_the_context() -> None:
 
     model = ScriptedLLM(replies=reply, ttft_ms=0, tokens_per_s=1000)
     assert (await model.chat(chat_ctx=_ctx()).collect()).text == "You said 1 things."
+
+
+async def test_tokens_sent_after_the_consumer_stopped_are_emitted_not_delivered() -> None:
+    # LiveKit cancels its inference task (the reader) before it closes the stream: a token sent in
+    # between sits in the stream, unread. The agent's reply is what it received.
+    model = ScriptedLLM(replies=[REPLY], ttft_ms=0, tokens_per_s=200)
+    stream = model.chat(chat_ctx=_ctx())
+    got = [(await stream.__anext__()).delta.content for _ in range(3)]  # type: ignore[union-attr]
+    await asyncio.sleep(0.03)  # the reader has stopped; the LLM sends on
+    await stream.aclose()
+    rec = model.records[0]
+    assert rec.delivered_text == "".join(got)
+    assert len(rec.token_log) > 3 and rec.emitted_text.startswith(rec.delivered_text)
+    assert rec.emitted_text != rec.delivered_text

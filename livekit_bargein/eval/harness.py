@@ -382,8 +382,10 @@ def _context_record(
 ) -> ContextRecord:
     from ..context import EXTRA_KEY
 
-    # the full reply is what the LLM generated: a stream cancelled early generated less
-    generated = llm.records[0].emitted_text if llm.records else ""
+    # The full reply is what the agent got from the LLM: a stream cancelled early generated
+    # less, and a token sent after LiveKit stopped reading (it cancels its inference task, then
+    # closes the stream) never reached the agent, so no plugin can keep it in the tail.
+    generated = llm.records[0].delivered_text if llm.records else ""
     rec = ContextRecord(full_reply_text=generated or scenario.agent_text)
     if first is not None:
         pos = first.played_samples

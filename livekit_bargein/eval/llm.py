@@ -83,10 +83,19 @@ class LLMCallRecord:
     """Loop time when the last token was sent (None: never completed)."""
     closed_at: float | None = None
     """Loop time when the stream was closed or cancelled before completing (None: it was not)."""
+    delivered: list[str] = field(default_factory=list)
+    """Tokens the consumer (the agent's ``llm_node``) took from the stream, in order."""
 
     @property
     def emitted_text(self) -> str:
         return "".join(tok for _, tok in self.token_log)
+
+    @property
+    def delivered_text(self) -> str:
+        """What the agent received. Less than ``emitted_text`` when a token was sent into the
+        stream after the framework had stopped reading it (it cancels its inference task before
+        the stream): that token was never part of the agent's reply."""
+        return "".join(self.delivered)
 
     @property
     def cancelled(self) -> bool:
@@ -214,6 +223,12 @@ class ScriptedLLMStream(llm.LLMStream):
     @property
     def record(self) -> LLMCallRecord:
         return self._record
+
+    async def __anext__(self) -> llm.ChatChunk:
+        chunk = await super().__anext__()
+        if chunk.delta is not None and chunk.delta.content:
+            self._record.delivered.append(chunk.delta.content)
+        return chunk
 
     async def _run(self) -> None:
         rec = self._record
