@@ -153,6 +153,8 @@ class BargeInController:
         self.yields = 0
         self.resumes = 0
         self.interrupts = 0
+        self.transcripts_expected = False
+        """The session transcribes the caller (the glue sets it): see ``words_confirm_with_stt``."""
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -413,7 +415,8 @@ class BargeInController:
         elif is_quiet:
             ev.quiet_ms += obs.window_ms
         held_ms = obs.t_ms - ev.start_ms
-        if ev.speech_ms >= o.confirm_speech_ms and self._speech_like(ev):
+        wordless = self.transcripts_expected and o.words_confirm_with_stt and not ev.words
+        if ev.speech_ms >= o.confirm_speech_ms and not wordless and self._speech_like(ev):
             d = self._interrupt(obs.t_ms, f"sustained speech {ev.speech_ms:.0f}ms")
             return d.action, d.reason
         if ev.quiet_ms >= o.resume_after_ms and self._confirming_words(ev) < o.confirm_words:

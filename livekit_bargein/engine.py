@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import AgentSession
+from livekit.agents import NOT_GIVEN, AgentSession
+from livekit.agents.utils import is_given
 from livekit.agents.voice import io
 
 from .aec import AecFrame
@@ -255,6 +256,8 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         elif self._input is not None and self._tap is not None and self._echo_cancellation:
             self._input._tap = self._tap
         self.conversation.wrap_current(session)
+        if _transcribes(session):
+            self.controller.transcripts_expected = True
 
     @property
     def echo_delay_ms(self) -> float | None:
@@ -412,6 +415,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         pass
 
     def _on_transcribed(self, ev: Any) -> None:
+        self.controller.transcripts_expected = True
         text = getattr(ev, "transcript", "") or ""
         is_final = bool(getattr(ev, "is_final", False))
         agent_words = words_of(self._tap.recent_spoken_text()) if self._tap is not None else []
@@ -479,6 +483,19 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
 
 def _profile(name: str) -> BargeInOptions:
     return profile(name)
+
+
+def _transcribes(session: AgentSession) -> bool:
+    """Whether the session's current agent hears the caller through an STT (the agent's own
+    ``stt`` overrides the session's; a realtime model transcribes nothing here)."""
+    try:
+        agent = session.current_agent
+    except RuntimeError:
+        agent = None  # not started yet
+    agent_stt = getattr(agent, "stt", NOT_GIVEN)
+    if is_given(agent_stt):
+        return agent_stt is not None
+    return getattr(session, "stt", None) is not None
 
 
 def _level_db(x: np.ndarray) -> float:

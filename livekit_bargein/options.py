@@ -106,6 +106,14 @@ class BargeInOptions:
     """Once the caller's speech level is known, windows this far below it are ignored."""
     confirm_speech_ms: float = 700.0
     """Sustained speech-like sound that confirms an interruption without any transcript."""
+    words_confirm_with_stt: bool = True
+    """Where the session transcribes the caller (``BargeInController.transcripts_expected``),
+    sustained sound confirms an interruption only once the STT has heard a word in it: a
+    caller's first word arrives ~350 ms into their speech, while a crowded room's babble, which
+    Silero scores 0.7-0.9, reached ``confirm_speech_ms`` with no word and stopped the reply (all
+    four hard stops outside background-speech scenarios in two evaluator runs). Without words
+    the agent resumes after ``max_soft_yield_ms``. False: sustained speech confirms alone, as
+    without an STT."""
     confirm_words: int = 1
     """Transcript words outside the backchannel lexicon that confirm an interruption."""
     aec_wait_for_echo: bool = True

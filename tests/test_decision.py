@@ -228,6 +228,33 @@ def test_sustained_speech_confirms_without_transcript() -> None:
     assert acts[1][0] - t0 == pytest.approx(o.confirm_speech_ms, abs=2 * WIN_MS)
 
 
+def test_with_an_stt_sustained_sound_confirms_only_once_a_word_came() -> None:
+    # a crowded room's babble: voiced, speech-like for Silero, and no word from the STT
+    o = BargeInOptions()
+    r = Run(o)
+    r.c.transcripts_expected = True
+    quiet_start(r)
+    r.feed(int(o.max_soft_yield_ms / WIN_MS) + 2, 0.95, features=VOICED)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+    # the same sound with a (backchannel) word in it: the STT hears speech, duration confirms
+    r2 = Run(o)
+    r2.c.transcripts_expected = True
+    quiet_start(r2)
+    t0 = r2.t
+    r2.feed(3, 0.95, features=VOICED)
+    assert r2.c.on_transcript("yeah", is_final=False, t_ms=r2.t) is None
+    r2.feed(30, 0.95, features=VOICED)
+    acts = r2.actions()
+    assert [a for _, a in acts] == [Action.SOFT_YIELD, Action.INTERRUPT]
+    assert acts[1][0] - t0 == pytest.approx(o.confirm_speech_ms, abs=2 * WIN_MS)
+    # off: duration alone confirms, as without an STT
+    r3 = Run(BargeInOptions(words_confirm_with_stt=False))
+    r3.c.transcripts_expected = True
+    quiet_start(r3)
+    r3.feed(40, 0.95, features=VOICED)
+    assert [a for _, a in r3.actions()] == [Action.SOFT_YIELD, Action.INTERRUPT]
+
+
 def test_cough_like_sound_never_confirms_on_duration() -> None:
     r = Run()
     quiet_start(r)

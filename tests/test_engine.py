@@ -163,3 +163,28 @@ def test_reference_moved_marks_aec_unsettled_for_a_while() -> None:
     for _ in range(2):
         engine.feed_aec_frame(_aec_frame(), -20.0)
     assert not engine.echo_state().aec_unsettled
+
+
+def test_the_session_transcribes_the_caller_when_it_or_its_agent_has_an_stt() -> None:
+    from livekit.agents import Agent
+
+    from livekit_bargein.engine import _transcribes
+    from livekit_bargein.eval.stt import OracleSTT
+
+    class _Session:
+        def __init__(self, stt: object, agent: Agent | None) -> None:
+            self.stt = stt
+            self._agent = agent
+
+        @property
+        def current_agent(self) -> Agent:
+            if self._agent is None:
+                raise RuntimeError("AgentSession isn't running")
+            return self._agent
+
+    stt = OracleSTT()
+    assert _transcribes(_Session(stt, None))  # not started: the session's STT
+    assert _transcribes(_Session(stt, Agent(instructions="x")))
+    assert not _transcribes(_Session(None, Agent(instructions="x")))
+    assert not _transcribes(_Session(stt, Agent(instructions="x", stt=None)))  # agent opts out
+    assert _transcribes(_Session(None, Agent(instructions="x", stt=stt)))

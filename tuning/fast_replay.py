@@ -121,6 +121,7 @@ def replay(scenario: Any) -> Result:
 
     opts = profile(_worker_state["profile"], **_worker_state["overrides"])
     engine = BargeIn(options=opts)
+    engine.controller.transcripts_expected = True  # the simulated oracle STT transcribes the caller
     aec = EchoCanceller(
         sample_rate_hz=_RATE_HZ,
         noise_suppression=opts.aec_noise_suppression,
