@@ -19,7 +19,7 @@ import numpy as np
 from livekit import rtc
 
 from .delay import EchoDelayEstimator
-from .near_end import GAIN_BOUND_MARGIN_DB, NearEndDetector
+from .near_end import ESTIMATE_MIN_HISTORY_MS, GAIN_BOUND_MARGIN_DB, NearEndDetector
 from .options import SUPPORTED_RATES_HZ
 
 __all__ = ["SUPPORTED_RATES_HZ", "AecFrame", "EchoCanceller", "FrameSplitter", "to_mono_float"]
@@ -123,6 +123,7 @@ class EchoCanceller:
             the echo is found the barge-in engine's own echo gates (residual margin, level
             learning) stand in. Needs ``max_delay_ms > 0``.
         separate_near_end: also hand out the near-end estimate (``AecFrame.near_end``).
+        near_end_estimate_history_ms: see ``NearEndDetector(estimate_min_history_ms=...)``.
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class EchoCanceller:
         wait_for_echo: bool = True,
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
         separate_near_end: bool = False,
+        near_end_estimate_history_ms: float = ESTIMATE_MIN_HISTORY_MS,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
@@ -164,6 +166,7 @@ class EchoCanceller:
         self.wait_for_echo = wait_for_echo
         self.near_end_gain_bound_db = near_end_gain_bound_db
         self.separate_near_end = separate_near_end
+        self.near_end_estimate_history_ms = near_end_estimate_history_ms
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -193,6 +196,7 @@ class EchoCanceller:
                 max_delay_ms=max(self.max_delay_ms, 10.0),
                 gain_bound_margin_db=self.near_end_gain_bound_db,
                 separate=self.separate_near_end,
+                estimate_min_history_ms=self.near_end_estimate_history_ms,
             )
             if self.echo_cancellation
             else None

@@ -204,6 +204,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
                 else None
             ),
             separate_near_end=self.options.separates_near_end,
+            near_end_estimate_history_ms=self.options.near_end_estimate_history_ms,
             processing_rate_hz=self.options.aec_rate_hz,
         )
         return self._input

@@ -38,10 +38,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GAIN_BOUND_MARGIN_DB", "NearEndDetector"]
+__all__ = ["ESTIMATE_MIN_HISTORY_MS", "GAIN_BOUND_MARGIN_DB", "NearEndDetector"]
 
 GAIN_BOUND_MARGIN_DB = 18.0
 """Default margin over the learned echo-gain bound (bundled echo-only calls creep up from ~12)."""
+
+ESTIMATE_MIN_HISTORY_MS = 200.0
+"""Default history a delay's echo bound needs before the near-end estimate takes out what that
+delay explains (``NearEndDetector(estimate_min_history_ms=...)``)."""
 
 
 class NearEndDetector:
@@ -66,6 +70,12 @@ class NearEndDetector:
             some bands far better than others).
         bound_active_dbfs: per-sub-band played level from which a hop bounds the gain.
         separate: also produce the near-end estimate (:meth:`pop_near_end`).
+        estimate_min_history_ms: the estimate takes out only what a delay explains whose echo
+            bound has seen the agent play this long (0: any delay, like the share). A delay the
+            agent's first syllable has only just reached has no history: "the echo of that
+            syllable, as loud as the played audio" explains any onset there, and took a
+            caller's first word out of the estimate (Silero 0.01-0.05 on a caller with no echo
+            at all). The share keeps every delay: such an onset may be the echo arriving.
     """
 
     def __init__(
@@ -83,6 +93,7 @@ class NearEndDetector:
         bound_sub_bands_hz: tuple[float, ...] = (100.0, 300.0, 700.0, 1500.0, 4000.0),
         bound_active_dbfs: float = -50.0,
         separate: bool = False,
+        estimate_min_history_ms: float = ESTIMATE_MIN_HISTORY_MS,
     ) -> None:
         frame = sample_rate_hz // 100
         if hop_ms < 10 or hop_ms % 10:
@@ -126,6 +137,7 @@ class NearEndDetector:
                 # per sub-band: the full-band level scaled by its share of the bins
                 active_power=0.375 * self._win**2 * 10.0 ** (bound_active_dbfs / 10.0),
             )
+        self._estimate_min_hops = int(np.ceil(estimate_min_history_ms / hop_ms))
         self._frames = 0
         self.share: float | None = None
         """Latest estimate; None until the first window is full."""
@@ -169,9 +181,17 @@ class NearEndDetector:
         best = int(left.argmin())
         self.share = float(left[best]) / total
         if self._separate:
+            best_est: int | None = best
+            if self._bound is not None and self._estimate_min_hops > 0:
+                seen = self._bound.history_hops() >= self._estimate_min_hops
+                if not seen[best]:
+                    best_est = int(np.where(seen, left, np.inf).argmin()) if seen.any() else None
+            if best_est is None:  # no delay with a history: nothing is explained yet
+                self._emit(mic_spec, None)
+                return self.share
             mask = self._mask
             mask.fill(0.0)
-            np.divide(sm[best], m, out=mask, where=m > 0.0)
+            np.divide(sm[best_est], m, out=mask, where=m > 0.0)
             self._emit(mic_spec, np.sqrt(mask, out=mask))
         return self.share
 
@@ -250,6 +270,8 @@ class _GainBound:
         self._ratios = np.full((history_hops, n_lags, n_bands), np.inf, np.float32)
         self._played = np.zeros(history_hops, bool)  # hops in the history in which the agent played
         self._n_played = 0
+        self._seen = np.zeros((history_hops, n_lags), bool)  # per hop, delays with a ratio
+        self._n_seen = np.zeros(n_lags, np.int32)
         self._pos = 0
         self._margin = margin
         self._cap = cap
@@ -266,6 +288,10 @@ class _GainBound:
         ratio = self._ratios[self._pos]
         ratio.fill(np.inf)
         np.divide(mic, aligned, out=ratio, where=aligned > self._active)
+        seen = np.isfinite(ratio).any(axis=1)
+        self._n_seen += seen
+        self._n_seen -= self._seen[self._pos]
+        self._seen[self._pos] = seen
         played = bool((ref[0] > self._active).any())
         self._n_played += int(played) - int(self._played[self._pos])
         self._played[self._pos] = played
@@ -275,6 +301,11 @@ class _GainBound:
     def learned(self) -> bool:
         """The agent played in at least half of the history: the bound is no longer the cap."""
         return 2 * self._n_played >= len(self._played)
+
+    def history_hops(self) -> np.ndarray:
+        """Per delay, the hops of the history in which the agent's audio that long ago was
+        loud enough to bound that delay's gain."""
+        return self._n_seen
 
     def gain(self) -> np.ndarray:
         """The gain the coverage test may assume, per (delay, bin)."""

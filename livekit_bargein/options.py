@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .near_end import GAIN_BOUND_MARGIN_DB
+from .near_end import ESTIMATE_MIN_HISTORY_MS, GAIN_BOUND_MARGIN_DB
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000, 48_000)
 """Microphone and processing rates the plugin accepts (those of WebRTC's APM)."""
@@ -71,6 +71,14 @@ class BargeInOptions:
     +0 ms; 0.2 and 0.5 in the README). 0 turns it off, and with ``near_end_onset_prob`` None
     too the estimate is not computed; read when the input is set up, like
     ``aec_noise_suppression``."""
+    near_end_estimate_history_ms: float = ESTIMATE_MIN_HISTORY_MS
+    """The near-end estimate takes out only what a delay explains whose echo bound has seen the
+    agent play this long (``NearEndDetector(estimate_min_history_ms=...)``). In a reply's first
+    second the delay the agent's first syllable has just reached has no history, and "that
+    syllable's echo, as loud as the played audio" took a caller's first word out of the
+    estimate (Silero 0.01-0.05 on a caller with no echo at all), so the estimate veto
+    (``near_end_speech_min``) held the onset back until the first transcribed word. 0: every
+    delay, as the share. Read when the input is set up, like ``aec_noise_suppression``."""
     near_end_onset_prob: float | None = 0.98
     """Where the spectral near-end cue holds (``near_end_share_min``), a window whose near-end
     estimate Silero scores at least this counts as the caller's speech whatever AEC3's output
@@ -105,7 +113,8 @@ class BargeInOptions:
     below_speech_level_db: float = 18.0
     """Once the caller's speech level is known, windows this far below it are ignored."""
     confirm_speech_ms: float = 700.0
-    """Sustained speech-like sound that confirms an interruption without any transcript."""
+    """Sustained speech-like sound that confirms an interruption without a confirming word
+    (where the session has an STT, only once a word was heard in it: ``words_confirm_with_stt``)."""
     words_confirm_with_stt: bool = True
     """Where the session transcribes the caller (``BargeInController.transcripts_expected``),
     sustained sound confirms an interruption only once the STT has heard a word in it: a

@@ -25,7 +25,7 @@ from livekit.agents.voice import io
 from .aec import AecFrame, EchoCanceller, FrameSplitter, to_mono_float
 from .context import TimedText
 from .log import logger
-from .near_end import GAIN_BOUND_MARGIN_DB
+from .near_end import ESTIMATE_MIN_HISTORY_MS, GAIN_BOUND_MARGIN_DB
 from .options import SUPPORTED_RATES_HZ, check_processing_rate_hz, processing_rate_hz
 from .resample import PolyphaseResampler
 
@@ -278,6 +278,7 @@ class EchoCancelledInput(io.AudioInput):
         wait_for_echo: bool = True,
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
         separate_near_end: bool = False,
+        near_end_estimate_history_ms: float = ESTIMATE_MIN_HISTORY_MS,
         processing_rate_hz: int | None = 16_000,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
@@ -290,6 +291,7 @@ class EchoCancelledInput(io.AudioInput):
         self._max_delay_ms = max_delay_ms
         self._wait_for_echo = wait_for_echo
         self._near_end_gain_bound_db = near_end_gain_bound_db
+        self._near_end_estimate_history_ms = near_end_estimate_history_ms
         self._rate_hz: int | None = None  # the microphone's
         self._proc_rate_hz: int | None = None  # the canceller's and the output's
         self._down: PolyphaseResampler | None = None
@@ -322,6 +324,7 @@ class EchoCancelledInput(io.AudioInput):
             wait_for_echo=self._wait_for_echo,
             near_end_gain_bound_db=self._near_end_gain_bound_db,
             separate_near_end=self._separate_near_end,
+            near_end_estimate_history_ms=self._near_end_estimate_history_ms,
         )
         self._splitter = FrameSplitter(sample_rate_hz=proc)
 

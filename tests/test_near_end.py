@@ -204,6 +204,31 @@ def test_the_estimate_drops_the_echo_and_keeps_the_caller(
     assert np.median(est_db[over] - caller_db[over]) > -6
 
 
+@pytest.mark.parametrize("at_ms", [700, 900])
+def test_a_caller_in_the_replys_first_second_stays_in_the_estimate(
+    speech: dict[str, np.ndarray], at_ms: int
+) -> None:
+    # no echo path; the caller starts while the delay the agent's first syllable has just
+    # reached has no history: "that syllable's echo, 3 dB over it" would explain their onset
+    far, near = speech["far"], speech["near"]
+    at = at_ms * RATE_HZ // 1000
+    caller = np.zeros_like(far)
+    caller[at : at + len(near)] = near[: len(far) - at]
+    mic = caller + np.random.default_rng(2).standard_normal(len(far)).astype(np.float32) * 1e-3
+
+    def kept_db(**kw: Any) -> float:
+        _, est, _ = _separate(mic, far, **kw)
+        n = len(est) // 160
+        est_db, caller_db = _frame_db(est)[:n], _frame_db(caller)[:n]
+        onset = int(np.argmax(caller_db > -40))
+        first = slice(onset, onset + 30)  # the caller's first 300 ms
+        loud = caller_db[first] > -40
+        return float(np.median(est_db[first][loud] - caller_db[first][loud]))
+
+    assert kept_db() > -1.5  # measured -0.1 dB
+    assert kept_db(estimate_min_history_ms=0.0) < -4.0  # every delay: -6.5 dB
+
+
 def test_the_echo_bound_is_learnt_from_the_agents_audio_and_forgotten() -> None:
     rng = np.random.default_rng(3)
     far = (rng.standard_normal(3 * RATE_HZ) * 0.05).astype(np.float32)

@@ -442,6 +442,18 @@ async def test_near_end_gain_bound_follows_the_options(
     assert (aec._near_end._bound is not None) == bound
 
 
+@pytest.mark.parametrize(("history_ms", "hops"), [(200.0, 10), (0.0, 0)])
+async def test_near_end_estimate_history_follows_the_options(history_ms: float, hops: int) -> None:
+    from livekit_bargein import BargeIn, BargeInOptions
+
+    engine = BargeIn(options=BargeInOptions(near_end_estimate_history_ms=history_ms))
+    frames = _frames(_noise(16_000, 0.2), rate_hz=16_000, frame_ms=10)
+    inp = engine.wrap_input(ScriptedSource(frames))
+    await _drain(inp)
+    aec = inp._aec  # type: ignore[attr-defined]
+    assert aec is not None and aec._near_end._estimate_min_hops == hops  # 20 ms hops
+
+
 @pytest.mark.parametrize(
     ("veto", "onset_prob", "separate"),
     [(0.3, None, True), (0.0, 0.98, True), (0.0, None, False)],

@@ -130,6 +130,7 @@ def replay(scenario: Any) -> Result:
             opts.near_end_gain_bound_margin_db if opts.near_end_gain_bound else None
         ),
         separate_near_end=opts.separates_near_end,
+        near_end_estimate_history_ms=opts.near_end_estimate_history_ms,
     )
     model = _worker_state["model_factory"]()
     agent = _agent_audio(scenario.agent_text)
