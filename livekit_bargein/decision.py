@@ -150,6 +150,7 @@ class BargeInController:
         self._pending: list[tuple[float, Action, str]] = []  # actions raised between windows
         self._held_back_ms: float | None = None  # last speech-like window the echo gate blocked
         self._near_end_held_ms: float | None = None  # ... of those, with the spectral cue
+        self._backoff_until_ms: float | None = None  # onsets hold back, not pause (babble)
         self.yields = 0
         self.resumes = 0
         self.interrupts = 0
@@ -318,7 +319,17 @@ class BargeInController:
 
         # -- the agent's audio --
         action, reason = Action.NONE, ""
-        if started and self._reply_active and self.state is ControllerState.SPEAKING:
+        if (
+            self._reply_active
+            and self.state is ControllerState.SPEAKING
+            and self._backoff_until_ms is not None
+            and obs.t_ms < self._backoff_until_ms
+        ):
+            # wordless babble goes on around the caller: no pause, their words will tell (every
+            # speech window, not only onsets: in babble a caller rarely starts a new speech run)
+            if is_speech:
+                self._held_back_ms = obs.t_ms
+        elif started and self._reply_active and self.state is ControllerState.SPEAKING:
             # the onset windows are part of the event: they count toward sustained speech
             self._event = _Event(start_ms=obs.t_ms - self._above_ms, speech_ms=self._above_ms)
             self.state = ControllerState.SOFT_YIELD
@@ -423,6 +434,8 @@ class BargeInController:
             d = self._resume(obs.t_ms, f"quiet {ev.quiet_ms:.0f}ms, {len(ev.words)} word(s)")
             return d.action, d.reason
         if held_ms >= o.max_soft_yield_ms and self._confirming_words(ev) < o.confirm_words:
+            if wordless and o.wordless_backoff_ms > 0:
+                self._backoff_until_ms = obs.t_ms + o.wordless_backoff_ms
             d = self._resume(obs.t_ms, f"held {held_ms:.0f}ms without confirmation")
             return d.action, d.reason
         return Action.NONE, ""

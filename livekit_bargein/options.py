@@ -158,6 +158,12 @@ class BargeInOptions:
     """Quiet after an unconfirmed onset before the agent resumes. Default 450 ms."""
     max_soft_yield_ms: float = 2500.0
     """Longest hold without confirmation; then the agent resumes. Default 2500 ms."""
+    wordless_backoff_ms: float = 10_000.0
+    """Where the session transcribes the caller, a hold that ran to ``max_soft_yield_ms`` with
+    no word in it was a crowded room's babble or a wordless bed, and it goes on: for this long
+    afterwards an onset does not pause the agent, it only counts as held-back speech, so a
+    caller's first word still interrupts (``blocked_speech_words``, ~350 ms). Without it the
+    agent stopped for 2.5 s every few seconds of babble. 0 turns it off."""
     echo_tail_ms: float = 500.0
     """How long after the agent's last audible sample its echo is still expected."""
     cough_reject_score: float = 0.6

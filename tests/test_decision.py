@@ -255,6 +255,55 @@ def test_with_an_stt_sustained_sound_confirms_only_once_a_word_came() -> None:
     assert [a for _, a in r3.actions()] == [Action.SOFT_YIELD, Action.INTERRUPT]
 
 
+def _babble_hold(r: Run, o: BargeInOptions) -> None:
+    """Wordless speech-like sound held to ``max_soft_yield_ms``, then quiet."""
+    quiet_start(r)
+    r.feed(int(o.max_soft_yield_ms / WIN_MS) + 2, 0.95, features=VOICED)
+    r.feed(20, 0.02, level_db=-70.0, features=None)
+
+
+def test_after_wordless_babble_onsets_wait_for_words() -> None:
+    o = BargeInOptions()
+    r = Run(o)
+    r.c.transcripts_expected = True
+    _babble_hold(r, o)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+    # the babble swells again: no pause, only held back
+    r.feed(10, 0.95, features=VOICED)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+    assert r.c.state is ControllerState.SPEAKING
+    assert r.c.on_transcript("mm-hmm", is_final=False, t_ms=r.t) is None  # a backchannel
+    d = r.c.on_transcript("wait", is_final=False, t_ms=r.t)  # the caller's first word
+    assert d is not None and d.action is Action.INTERRUPT
+    # babble that never stops: the caller starts no new speech run, their words still count
+    r2 = Run(o)
+    r2.c.transcripts_expected = True
+    quiet_start(r2)
+    r2.feed(int(o.max_soft_yield_ms / WIN_MS) + 2 + 100, 0.95, features=VOICED)
+    assert [a for _, a in r2.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+    d = r2.c.on_transcript("wait", is_final=False, t_ms=r2.t)
+    assert d is not None and d.action is Action.INTERRUPT
+
+
+def test_the_babble_backoff_ends_and_needs_an_stt() -> None:
+    o = BargeInOptions(wordless_backoff_ms=3000.0)
+    r = Run(o)
+    r.c.transcripts_expected = True
+    _babble_hold(r, o)
+    r.feed(int(3000 / WIN_MS), 0.02, level_db=-70.0, features=None)  # the back-off runs out
+    r.feed(3, 0.95, features=VOICED)
+    assert [a for _, a in r.actions()][-1] is Action.SOFT_YIELD
+    # without an STT nothing could confirm later, so onsets keep pausing
+    for opts, stt in ((BargeInOptions(confirm_speech_ms=10_000.0), False),
+                      (BargeInOptions(wordless_backoff_ms=0.0), True)):
+        r2 = Run(opts)
+        r2.c.transcripts_expected = stt
+        _babble_hold(r2, opts)
+        r2.feed(3, 0.95, features=VOICED)
+        assert [a for _, a in r2.actions()] == [Action.SOFT_YIELD, Action.RESUME,
+                                                Action.SOFT_YIELD]
+
+
 def test_cough_like_sound_never_confirms_on_duration() -> None:
     r = Run()
     quiet_start(r)
