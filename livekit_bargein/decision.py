@@ -319,17 +319,13 @@ class BargeInController:
 
         # -- the agent's audio --
         action, reason = Action.NONE, ""
-        if (
-            self._reply_active
-            and self.state is ControllerState.SPEAKING
-            and self._backoff_until_ms is not None
-            and obs.t_ms < self._backoff_until_ms
-        ):
+        watching = self._reply_active and self.state is ControllerState.SPEAKING
+        if watching and self._backoff_until_ms is not None and obs.t_ms < self._backoff_until_ms:
             # wordless babble goes on around the caller: no pause, their words will tell (every
             # speech window, not only onsets: in babble a caller rarely starts a new speech run)
             if is_speech:
                 self._held_back_ms = obs.t_ms
-        elif started and self._reply_active and self.state is ControllerState.SPEAKING:
+        elif started and watching:
             # the onset windows are part of the event: they count toward sustained speech
             self._event = _Event(start_ms=obs.t_ms - self._above_ms, speech_ms=self._above_ms)
             self.state = ControllerState.SOFT_YIELD

@@ -287,8 +287,9 @@ class _GainBound:
         aligned[1:] = np.minimum(aligned[1:], ref[: lags - 1])
         ratio = self._ratios[self._pos]
         ratio.fill(np.inf)
-        np.divide(mic, aligned, out=ratio, where=aligned > self._active)
-        seen = np.isfinite(ratio).any(axis=1)
+        active = aligned > self._active
+        np.divide(mic, aligned, out=ratio, where=active)
+        seen = active.any(axis=1)
         self._n_seen += seen
         self._n_seen -= self._seen[self._pos]
         self._seen[self._pos] = seen
