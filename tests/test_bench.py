@@ -30,7 +30,7 @@ def short_result() -> dict[str, Any]:
 
 
 def test_short_run_reports_every_figure(short_result: dict[str, Any]) -> None:
-    for key in ("silero_raw", "silero_plugin", "pipeline"):
+    for key in ("silero_raw", "silero_plugin", "pipeline", "pipeline_listening"):
         for fig in _FIGURES:
             assert _positive_finite(short_result[key][fig]), (key, fig, short_result[key][fig])
     for part in _PARTS:
@@ -39,6 +39,8 @@ def test_short_run_reports_every_figure(short_result: dict[str, Any]) -> None:
             assert _positive_finite(value), (part, fig, value)
     pipe = short_result["pipeline"]
     assert pipe["streams_per_core"] == math.floor(100.0 / pipe["pct_core"])
+    listen = short_result["pipeline_listening"]
+    assert listen["streams_per_core"] == math.floor(100.0 / listen["pct_core"])
     assert isinstance(pipe["meets_target"], bool)
     assert short_result["meta"]["audio"] == "synthetic"
     assert short_result["meta"]["audio_s"] == pytest.approx(2.0)

@@ -253,3 +253,35 @@ def test_the_smeared_reference_is_the_max_over_neighbouring_hops(smear_ms: float
     spec, s, lags = det._ref_spec, det._smear, det._n_lags
     expected = np.stack([spec[max(0, d - s) : d + s + 1].max(axis=0) for d in range(lags)])
     np.testing.assert_array_equal(det._smeared_ref, expected)
+
+
+class _NoSkip(NearEndDetector):
+    _skip_silent = False
+
+
+def test_the_callers_turn_skips_only_work_whose_result_is_known(
+    speech: dict[str, np.ndarray],
+) -> None:
+    """A reply, a long caller's turn with nothing played (the search and the bound's update
+    are skipped), then a reply again over an echo: the same numbers as with every hop worked."""
+    far, near = speech["far"], speech["near"]
+    second = int(2.5 * RATE_HZ)  # the caller's turn: 2.5 s .. 2.5 s + 4.4 s
+    ref = np.concatenate([far[:second], np.zeros(len(near), np.float32), far[second:]])
+    mic = _echo(ref, 120, gain_db=-6.0)
+    mic[second : second + len(near)] += near
+    mic[-len(near) // 2 :] += near[: len(near) // 2]  # and a barge-in on the second reply
+    results = []
+    for cls in (NearEndDetector, _NoSkip):
+        det = cls(sample_rate_hz=RATE_HZ, separate=True)
+        shares, parts, skipped = [], [], 0
+        for i in range(0, len(mic) - 159, 160):
+            shares.append(det.push(mic[i : i + 160], ref[i : i + 160]))
+            parts.append(det.pop_near_end())
+            skipped += bool(det._bound is not None and det._bound.at_rest)
+        results.append((shares, np.concatenate(parts), skipped))
+    (shares, est, skipped), (full_shares, full_est, _) = results
+    assert skipped > 100  # the bound rested for over a second of the caller's turn
+    assert shares == full_shares
+    np.testing.assert_array_equal(est, full_est)
+    turn = slice(second // 160 + 120, (second + len(near)) // 160)
+    assert all(s in (0.0, 1.0) for s in shares[turn])  # nothing explains the caller
