@@ -53,8 +53,8 @@ class EchoLikeness:
         if clean_sd[0] < 1.0:  # a flat cleaned envelope (silence) follows nothing
             return 0.0
         ref = np.asarray(self._ref, dtype=np.float64)
-        # windows[k] is the played envelope k frames before the cleaned window's frames; only
-        # the lags searched are gathered (a strided view of all of them costs more than this)
+        # windows[k] is the played envelope k frames before the cleaned window's frames (only
+        # the lags searched are gathered)
         n_lags = len(ref) - w + 1
         lo, hi = 0, n_lags
         if delay_frames is not None:
