@@ -190,15 +190,11 @@ class NearEndDetector:
         skip = self._skip_silent and self._silent_hops > 0
         if self._bound is not None and not (skip and self._bound.at_rest):
             self._bound.push(spec[0], m)
-        if total <= self._quiet_sum:  # too quiet to be a caller: not worth the search
-            self.share = 0.0
-            if self._separate:
-                self._emit(mic_spec, None)
-            return self.share
-        if skip and self._silent_hops >= spec.shape[0]:
-            # Nothing the agent played can reach the mic (the caller's turn): every delay
+        quiet = total <= self._quiet_sum  # too quiet to be a caller: not worth the search
+        if quiet or (skip and self._silent_hops >= spec.shape[0]):
+            # Else nothing the agent played can reach the mic (the caller's turn): every delay
             # leaves the whole mic, and the estimate is the mic, as the search would find.
-            self.share = 1.0
+            self.share = 0.0 if quiet else 1.0
             if self._separate:
                 self._emit(mic_spec, None)
             return self.share
