@@ -16,6 +16,19 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def rebase(entry: dict[str, Any], rel: Path) -> dict[str, Any]:
+    """The entry with its audio paths made relative to a manifest written ``rel`` away."""
+    entry = dict(entry)
+    if entry.get("echo") and "rir" in entry["echo"]:
+        entry["echo"] = {**entry["echo"], "rir": str(rel / entry["echo"]["rir"])}
+    if entry.get("user_audio"):
+        entry["user_audio"] = str(rel / entry["user_audio"])
+    if entry.get("noise"):
+        entry["noise"] = {**entry["noise"], "audio": str(rel / entry["noise"]["audio"])}
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,13 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         entry["id"] = f"{entry['id']}@echo{args.gain_db:+g}dB"
         entry["echo"] = {**entry["echo"], "gain_db": args.gain_db}
-        if "rir" in entry["echo"]:
-            entry["echo"]["rir"] = str(rel / entry["echo"]["rir"])
-        if entry.get("user_audio"):
-            entry["user_audio"] = str(rel / entry["user_audio"])
-        if entry.get("noise"):
-            entry["noise"] = {**entry["noise"], "audio": str(rel / entry["noise"]["audio"])}
-        lines.append(json.dumps(entry, ensure_ascii=False))
+        lines.append(json.dumps(rebase(entry, rel), ensure_ascii=False))
     out = args.out_dir / "manifest.jsonl"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {len(lines)} scenarios to {out}")
