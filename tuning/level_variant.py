@@ -7,7 +7,8 @@ everything the microphone hears by the same amount (the caller's ``user_gain_db`
 and noise is kept and only the absolute level changes; ``--user-only`` shifts the caller (and its
 noise bed) alone, which also makes the echo louder relative to the caller:
 
-    .venv/bin/python tuning/level_variant.py out/scenarios/manifest.jsonl out/mic-12 --mic-gain-db -12
+    .venv/bin/python tuning/level_variant.py out/scenarios/manifest.jsonl out/mic-12 \
+        --mic-gain-db -12
     .venv/bin/python tuning/fast_replay.py --manifest out/mic-12/manifest.jsonl --jobs 2
 """
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         if entry.get("user_audio"):
             entry["user_gain_db"] = float(entry.get("user_gain_db", 0.0)) + args.mic_gain_db
         if entry.get("echo") and not args.user_only:
-            entry["echo"] = {**entry["echo"], "gain_db": entry["echo"]["gain_db"] + args.mic_gain_db}
+            gain_db = entry["echo"]["gain_db"] + args.mic_gain_db
+            entry["echo"] = {**entry["echo"], "gain_db": gain_db}
         lines.append(json.dumps(rebase(entry, rel), ensure_ascii=False))
     out = args.out_dir / "manifest.jsonl"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
