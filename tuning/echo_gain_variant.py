@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,26 @@ def rebase(entry: dict[str, Any], rel: Path) -> dict[str, Any]:
     return entry
 
 
+def write_variant(
+    manifest: Path, out_dir: Path, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> int:
+    """Write ``out_dir/manifest.jsonl`` with ``change`` applied to every entry (None drops it),
+    its audio paths pointing at the original files. Returns the number of entries written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rel = Path(os.path.relpath(manifest.parent.resolve(), out_dir.resolve()))
+    lines = []
+    for raw in manifest.read_text(encoding="utf-8").splitlines():
+        if not raw.strip():
+            continue
+        entry = change(json.loads(raw))
+        if entry is not None:
+            lines.append(json.dumps(rebase(entry, rel), ensure_ascii=False))
+    out = out_dir / "manifest.jsonl"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {len(lines)} scenarios to {out}")
+    return len(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("manifest", type=Path)
@@ -38,24 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gain-db", type=float, required=True)
     ap.add_argument("--labels", default="echo_only", help="comma-separated labels to keep")
     args = ap.parse_args(argv)
-
     keep = set(args.labels.split(","))
-    src_dir = args.manifest.parent.resolve()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    rel = Path(os.path.relpath(src_dir, args.out_dir.resolve()))
-    lines = []
-    for raw in args.manifest.read_text(encoding="utf-8").splitlines():
-        if not raw.strip():
-            continue
-        entry = json.loads(raw)
+
+    def change(entry: dict[str, Any]) -> dict[str, Any] | None:
         if entry["label"] not in keep or not entry.get("echo"):
-            continue
+            return None
         entry["id"] = f"{entry['id']}@echo{args.gain_db:+g}dB"
         entry["echo"] = {**entry["echo"], "gain_db": args.gain_db}
-        lines.append(json.dumps(rebase(entry, rel), ensure_ascii=False))
-    out = args.out_dir / "manifest.jsonl"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} scenarios to {out}")
+        return entry
+
+    write_variant(args.manifest, args.out_dir, change)
     return 0
 
 

@@ -15,12 +15,11 @@ noise bed) alone, which also makes the echo louder relative to the caller:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from echo_gain_variant import rebase
+from echo_gain_variant import write_variant
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,22 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--user-only", action="store_true", help="leave the echo's gain as it is")
     args = ap.parse_args(argv)
 
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    rel = Path(os.path.relpath(args.manifest.parent.resolve(), args.out_dir.resolve()))
-    lines = []
-    for raw in args.manifest.read_text(encoding="utf-8").splitlines():
-        if not raw.strip():
-            continue
-        entry = json.loads(raw)
+    def change(entry: dict[str, Any]) -> dict[str, Any]:
         if entry.get("user_audio"):
             entry["user_gain_db"] = float(entry.get("user_gain_db", 0.0)) + args.mic_gain_db
         if entry.get("echo") and not args.user_only:
             gain_db = entry["echo"]["gain_db"] + args.mic_gain_db
             entry["echo"] = {**entry["echo"], "gain_db": gain_db}
-        lines.append(json.dumps(rebase(entry, rel), ensure_ascii=False))
-    out = args.out_dir / "manifest.jsonl"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(lines)} scenarios to {out}")
+        return entry
+
+    write_variant(args.manifest, args.out_dir, change)
     return 0
 
 
