@@ -124,6 +124,8 @@ class EchoCanceller:
             learning) stand in. Needs ``max_delay_ms > 0``.
         separate_near_end: also hand out the near-end estimate (``AecFrame.near_end``).
         near_end_estimate_history_ms: see ``NearEndDetector(estimate_min_history_ms=...)``.
+        mic_gain_db: gain applied to every microphone frame first (clipped at full scale), so
+            that all of the above hears it; see ``BargeInOptions.mic_gain_db``.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class EchoCanceller:
         near_end_gain_bound_db: float | None = GAIN_BOUND_MARGIN_DB,
         separate_near_end: bool = False,
         near_end_estimate_history_ms: float = ESTIMATE_MIN_HISTORY_MS,
+        mic_gain_db: float = 0.0,
     ) -> None:
         if sample_rate_hz not in SUPPORTED_RATES_HZ:
             raise ValueError(
@@ -167,6 +170,10 @@ class EchoCanceller:
         self.near_end_gain_bound_db = near_end_gain_bound_db
         self.separate_near_end = separate_near_end
         self.near_end_estimate_history_ms = near_end_estimate_history_ms
+        if not math.isfinite(mic_gain_db):
+            raise ValueError(f"mic_gain_db must be finite, got {mic_gain_db}")
+        self.mic_gain_db = float(mic_gain_db)
+        self._mic_gain = np.float32(10 ** (self.mic_gain_db / 20))
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -260,6 +267,8 @@ class EchoCanceller:
             ValueError: a frame has the wrong shape or length.
         """
         mic, bad = self._checked(mic, "mic")
+        if self.mic_gain_db:
+            mic = np.clip(mic * self._mic_gain, -1.0, 1.0)
         if ref is None:
             ref = np.zeros(self.frame_samples, np.float32)
         else:

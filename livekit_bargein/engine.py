@@ -206,6 +206,7 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
             separate_near_end=self.options.separates_near_end,
             near_end_estimate_history_ms=self.options.near_end_estimate_history_ms,
             processing_rate_hz=self.options.aec_rate_hz,
+            mic_gain_db=self.options.mic_gain_db,
         )
         return self._input
 

@@ -280,6 +280,7 @@ class EchoCancelledInput(io.AudioInput):
         separate_near_end: bool = False,
         near_end_estimate_history_ms: float = ESTIMATE_MIN_HISTORY_MS,
         processing_rate_hz: int | None = 16_000,
+        mic_gain_db: float = 0.0,
     ) -> None:
         super().__init__(label="BargeInEchoCancelled", source=source)
         check_processing_rate_hz(processing_rate_hz, name="EchoCancelledInput processing_rate_hz")
@@ -292,6 +293,7 @@ class EchoCancelledInput(io.AudioInput):
         self._wait_for_echo = wait_for_echo
         self._near_end_gain_bound_db = near_end_gain_bound_db
         self._near_end_estimate_history_ms = near_end_estimate_history_ms
+        self._mic_gain_db = mic_gain_db
         self._rate_hz: int | None = None  # the microphone's
         self._proc_rate_hz: int | None = None  # the canceller's and the output's
         self._down: PolyphaseResampler | None = None
@@ -325,6 +327,7 @@ class EchoCancelledInput(io.AudioInput):
             near_end_gain_bound_db=self._near_end_gain_bound_db,
             separate_near_end=self._separate_near_end,
             near_end_estimate_history_ms=self._near_end_estimate_history_ms,
+            mic_gain_db=self._mic_gain_db,
         )
         self._splitter = FrameSplitter(sample_rate_hz=proc)
 

@@ -384,3 +384,37 @@ def test_a_vanished_echo_path_gives_aec3_silence_again(speech: dict[str, np.ndar
     assert len(talk) > 50
     loss_db = np.median([fr.mic_level_db - fr.clean_level_db for fr in talk])
     assert loss_db < 3.0, loss_db
+
+
+def test_mic_gain_hears_a_quiet_line_as_the_loud_one(speech: dict[str, np.ndarray]) -> None:
+    """A line 12 dB quieter, raised by ``mic_gain_db=12``, gives the loud line's output, echo
+    estimates and near-end share; unraised, the near-end share differs (the echo's worst case is
+    set against the digital playback, which does not get quieter with the line)."""
+    loud = _scene(speech, delay_ms=100, near_at_s=3.0)
+    quiet = _Scene(loud.rate_hz, loud.ref, loud.mic * np.float32(10 ** (-12 / 20)), loud.echo,
+                   loud.near)
+    _, ref_frames = _run(loud)
+    _, raised = _run(quiet, mic_gain_db=12.0)
+    _, unraised = _run(quiet)
+
+    def levels(frames: list[AecFrame]) -> np.ndarray:
+        return np.array([fr.clean_level_db for fr in frames])
+
+    def shares(frames: list[AecFrame]) -> np.ndarray:
+        return np.array([fr.near_end_share or 0.0 for fr in frames])
+
+    assert np.median(np.abs(levels(raised) - levels(ref_frames))) < 0.1
+    assert np.abs(levels(raised) - levels(ref_frames)).mean() < 1.0
+    assert np.allclose(shares(raised), shares(ref_frames), atol=0.02)
+    assert np.abs(levels(unraised) - levels(ref_frames)).mean() > 8.0
+    assert np.abs(shares(unraised) - shares(ref_frames)).max() > 0.1
+
+
+def test_mic_gain_clips_at_full_scale_and_rejects_nan(speech: dict[str, np.ndarray]) -> None:
+    scene = _scene(speech, delay_ms=100, near_at_s=3.0)
+    aec, frames = _run(scene, mic_gain_db=60.0)
+    loudest_db = max(fr.mic_level_db for fr in frames)
+    assert -1.0 < loudest_db <= 1e-6  # raised 60 dB, held at full scale
+    assert aec.bad_frames == 0
+    with pytest.raises(ValueError, match="mic_gain_db"):
+        EchoCanceller(sample_rate_hz=RATE_HZ, mic_gain_db=float("nan"))

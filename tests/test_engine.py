@@ -114,6 +114,7 @@ def test_unknown_profile_names_it() -> None:
         ({"activation_threshold": 1.5}, ValueError),
         ({"activation_threshold": 0.3, "deactivation_threshold": 0.4}, ValueError),
         ({"confirm_words": 0}, ValueError),
+        ({"mic_gain_db": float("nan")}, ValueError),
         ({"no_such_option": 1}, TypeError),
     ],
 )
@@ -123,6 +124,14 @@ def test_bad_option_raises_and_keeps_state(changes: dict[str, object], error: ty
     with pytest.raises(error):
         engine.update_options(**changes)
     assert engine.options is before and engine.controller.options is before
+
+
+def test_mic_gain_takes_either_sign() -> None:
+    engine = BargeIn()
+    engine.update_options(mic_gain_db=-6.0)
+    assert engine.options.mic_gain_db == -6.0
+    engine.update_options(mic_gain_db=12.0)
+    assert engine.options.mic_gain_db == 12.0
 
 
 def test_knob_variant_configs() -> None:

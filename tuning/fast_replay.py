@@ -131,6 +131,7 @@ def replay(scenario: Any) -> Result:
         ),
         separate_near_end=opts.separates_near_end,
         near_end_estimate_history_ms=opts.near_end_estimate_history_ms,
+        mic_gain_db=opts.mic_gain_db,
     )
     model = _worker_state["model_factory"]()
     agent = _agent_audio(scenario.agent_text)
