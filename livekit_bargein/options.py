@@ -135,7 +135,7 @@ class BargeInOptions:
     cue, Silero, the STT; clipped at full scale). The engine's operating point depends on the
     absolute level: Silero scores quiet speech lower, and the echo's worst case is set against
     the digital playback. The defaults were chosen on callers near -20 dBFS (active level);
-    heard 12 dB quieter, the bundled set's p50 rises from ~150 to ~250 ms (README, "A quieter
+    heard 12 dB quieter, the bundled set's p50 rises from ~150 to 250-350 ms (README, "A quieter
     microphone"). A line known to be quiet by N dB can be raised by N here. Read when the input
     is set up, like ``aec_noise_suppression``."""
     aec_noise_suppression: bool = True
