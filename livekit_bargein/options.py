@@ -199,11 +199,12 @@ class BargeInOptions:
             raise ValueError("deactivation_threshold must not exceed activation_threshold")
         if self.playback_threshold_min > self.playback_threshold_max:
             raise ValueError("playback_threshold_min must not exceed playback_threshold_max")
+        if not math.isfinite(self.mic_gain_db):
+            raise ValueError(f"mic_gain_db must be finite, got {self.mic_gain_db}")
         for f in fields(self):
-            if f.name == "mic_gain_db":  # a gain, either sign
-                if not math.isfinite(self.mic_gain_db):
-                    raise ValueError(f"mic_gain_db must be finite, got {self.mic_gain_db}")
-            elif f.name.endswith(("_ms", "_db")) and getattr(self, f.name) < 0:
+            # every other _db is a margin or a distance; the mic's gain may take either sign
+            signed = f.name == "mic_gain_db"
+            if not signed and f.name.endswith(("_ms", "_db")) and getattr(self, f.name) < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)}")
             if f.name.endswith("_dbfs") and getattr(self, f.name) > 0:
                 raise ValueError(f"{f.name} is a level in dBFS, must be <= 0, got "

@@ -387,9 +387,9 @@ def test_a_vanished_echo_path_gives_aec3_silence_again(speech: dict[str, np.ndar
 
 
 def test_mic_gain_hears_a_quiet_line_as_the_loud_one(speech: dict[str, np.ndarray]) -> None:
-    """A line 12 dB quieter, raised by ``mic_gain_db=12``, gives the loud line's output, echo
-    estimates and near-end share; unraised, the near-end share differs (the echo's worst case is
-    set against the digital playback, which does not get quieter with the line)."""
+    """A line 12 dB quieter, raised by ``mic_gain_db=12``, gives the loud line's output levels
+    and near-end shares; unraised, the shares differ (the echo's worst case is set against the
+    digital playback, which does not get quieter with the line)."""
     loud = _scene(speech, delay_ms=100, near_at_s=3.0)
     quiet = _Scene(loud.rate_hz, loud.ref, loud.mic * np.float32(10 ** (-12 / 20)), loud.echo,
                    loud.near)
