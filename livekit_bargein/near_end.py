@@ -160,7 +160,6 @@ class NearEndDetector:
         self._quiet_sum = 0.375 * self._win**2 * 10.0 ** (_QUIET_DB / 10.0)
         self._bound: _GainBound | None = None
         if gain_bound_margin_db is not None:
-            history_hops = max(1, int(round(gain_history_ms / hop_ms)))
             self._bound = _GainBound(
                 band_of_bin=np.clip(
                     np.searchsorted(bound_sub_bands_hz, freqs[self._bins], side="right") - 1,
@@ -168,7 +167,7 @@ class NearEndDetector:
                     len(bound_sub_bands_hz) - 2,
                 ),
                 n_lags=self._n_lags,
-                history_hops=history_hops,
+                history_hops=max(1, int(round(gain_history_ms / hop_ms))),
                 margin=10.0 ** (gain_bound_margin_db / 10.0),
                 cap=self._gain,
                 typical_quantile=typical_gain_quantile,
@@ -300,6 +299,7 @@ class NearEndDetector:
 
 
 _TYPICAL_EVERY_HOPS = 5
+"""Hops between refreshes of the echo's typical gain (it moves slowly; the minimum is per hop)."""
 
 _QUIET_DB = -60.0
 """Mic level under which the share is reported as 0 (and the lag search skipped)."""
