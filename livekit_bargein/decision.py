@@ -237,6 +237,12 @@ class BargeInController:
         if obs.level_db >= o.noise_floor_min_dbfs:
             self.levels.push(obs.level_db)
         gate_ok, gate_reason = self._level_gate(obs.level_db)
+        if (
+            o.min_mic_dbfs is not None
+            and obs.raw_level_db is not None
+            and obs.raw_level_db < o.min_mic_dbfs
+        ):
+            gate_ok = False
         if gate_ok and self.state is ControllerState.SPEAKING:
             gate_ok = self._above_background(obs.level_db)
         near_end = self._near_end(obs)

@@ -43,14 +43,16 @@ class Run:
     def feed(self, n: int, prob: float, *, level_db: float = -30.0, audible: bool = True,
              residual_db: float | None = -80.0, features: FrameFeatures | None = VOICED,
              near_end_prob: float | None = None,
-             near_end_share: float | None = None) -> None:
+             near_end_share: float | None = None,
+             raw_level_db: float | None = None) -> None:
         for _ in range(n):
             self.t += WIN_MS
             f = replace(features, level_db=level_db) if features is not None else None
             self.decisions.append(self.c.observe(Observation(
                 t_ms=self.t, window_ms=WIN_MS, speech_prob=prob, level_db=level_db,
                 agent_audible=audible, residual_echo_db=residual_db, features=f,
-                near_end_prob=near_end_prob, near_end_share=near_end_share)))
+                near_end_prob=near_end_prob, near_end_share=near_end_share,
+                raw_level_db=raw_level_db)))
 
     def actions(self) -> list[tuple[float, Action]]:
         return [(d.t_ms, d.action) for d in self.decisions if d.action is not Action.NONE]
@@ -353,6 +355,25 @@ def test_an_onset_must_rise_above_a_steady_background_while_the_agent_speaks() -
     babble(loose)
     loose.feed(10, 0.9, level_db=-38.0)
     assert [a for _, a in loose.actions()] == [Action.SOFT_YIELD]
+
+
+def test_nothing_is_speech_while_the_raw_mic_is_nearly_silent() -> None:
+    # A line with no noise (near-digital silence: the floor is too low to gate with). AEC3's
+    # output of bare room tone at -67 dBFS scored 0.97 on Silero; the raw mic held -66 dBFS.
+    def run(options: BargeInOptions) -> Run:
+        r = Run(options)
+        # the floor; the reply's audio has not reached the mic yet
+        r.feed(40, 0.0, level_db=-98.0, raw_level_db=-98.0, features=None, audible=False)
+        r.feed(10, 0.97, level_db=-67.0, raw_level_db=-66.0, audible=False)
+        return r
+
+    assert run(BargeInOptions()).actions() == []
+    assert [a for _, a in run(BargeInOptions(min_mic_dbfs=None)).actions()] == [Action.SOFT_YIELD]
+    # the gate reads the raw mic, not AEC3's output: a caller it suppressed to -80 dBFS is heard
+    r = Run()
+    r.feed(40, 0.0, level_db=-98.0, raw_level_db=-98.0, features=None, audible=False)
+    r.feed(10, 0.97, level_db=-80.0, raw_level_db=-20.0, audible=False)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD]
 
 
 def test_digital_silence_does_not_pin_the_noise_floor() -> None:

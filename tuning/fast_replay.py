@@ -12,6 +12,12 @@ same numbers, so small A/Bs are meaningful here before they are confirmed by the
     .venv/bin/python tuning/fast_replay.py --manifest out/scenarios/manifest.jsonl \
         --set near_end_share_min=0.3 --jobs 2 --out out/fast/a.json
 
+``--warm-s 4`` replays a *warm* call instead: the agent first plays the reply's first 4 s (a
+previous reply, heard over the same echo path, with the noise bed already running), then nothing
+for ``--warm-gap-s`` (the caller's turn), then the scenario's reply as usual. The scenario's
+figures count from that reply only. Each scenario in the manifest is a single reply from a cold
+start; this is how the engine does on every later reply of a call.
+
 Differences from the evaluator: the whole reply is synthesized in one piece (no sentence
 streaming gaps), the reference reaches the canceller with no transport offset, and LiveKit's own
 turn handling does not run.
@@ -67,7 +73,13 @@ class Result:
 _worker_state: dict[str, Any] = {}
 
 
-def _init_worker(overrides: dict[str, Any], profile_name: str, trace: bool = False) -> None:
+def _init_worker(
+    overrides: dict[str, Any],
+    profile_name: str,
+    trace: bool = False,
+    warm_s: float = 0.0,
+    warm_gap_s: float = 1.5,
+) -> None:
     from livekit.plugins.silero import onnx_model
 
     from livekit_bargein.eval.piper_voice import PiperSpeaker
@@ -75,6 +87,7 @@ def _init_worker(overrides: dict[str, Any], profile_name: str, trace: bool = Fal
 
     _worker_state["overrides"] = overrides
     _worker_state["trace"] = trace
+    _worker_state["warm"] = (warm_s, warm_gap_s)
     _worker_state["profile"] = profile_name
     _worker_state["piper"] = PiperSpeaker.load()
     _worker_state["model_factory"] = lambda: onnx_model.OnnxModel(
@@ -136,8 +149,14 @@ def replay(scenario: Any) -> Result:
     model = _worker_state["model_factory"]()
     agent = _agent_audio(scenario.agent_text)
     path = AcousticPath(scenario, sample_rate_hz=_RATE_HZ)
-    lead = int(_LEAD_S * _RATE_HZ)
+    pre = int(_LEAD_S * _RATE_HZ)
+    warm_s, warm_gap_s = _worker_state["warm"]
+    warm = agent[: int(warm_s * _RATE_HZ)]
+    warm_end = pre + len(warm)
+    lead = warm_end + int(warm_gap_s * _RATE_HZ) if len(warm) else pre
     path.place_user(lead)
+    if len(warm):
+        path.bed_start = pre  # the bed was there before this reply
     voiced, end = path.user_voiced_sample, path.user_end_sample
     schedule = _transcript_schedule(scenario.user_text, voiced, end)
 
@@ -200,7 +219,15 @@ def replay(scenario: Any) -> Result:
         s0 = tick * _TICK
         played = np.zeros(_TICK, np.float32)
         left = playhead < len(agent)
-        if s0 >= lead and left:
+        if pre <= s0 < warm_end:  # the previous reply: played through, its yields not counted
+            if s0 == pre:
+                engine.controller.set_reply_active(True, t_ms=analysed * 1000 / _RATE_HZ)
+            chunk = warm[s0 - pre : s0 - pre + _TICK]
+            played[: len(chunk)] = chunk
+            if s0 + _TICK >= warm_end:
+                engine.controller.set_reply_active(False, t_ms=analysed * 1000 / _RATE_HZ)
+                state["mode"] = "play"
+        elif s0 >= lead and left:
             if not reply_active:
                 reply_active = True
                 engine.controller.set_reply_active(True, t_ms=analysed * 1000 / _RATE_HZ)
@@ -218,7 +245,7 @@ def replay(scenario: Any) -> Result:
             reply_active = False
             engine.controller.set_reply_active(False, t_ms=analysed * 1000 / _RATE_HZ)
         mic = path.mic(s0, played)
-        ref = played if s0 >= lead else None
+        ref = played if s0 >= pre else None
         af = aec.process(mic, ref)
         engine.feed_aec_frame(af, _level_db(played))
         buf = np.concatenate([buf, af.clean])
@@ -345,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="per-scenario results (JSON)")
     ap.add_argument("-v", "--verbose", action="store_true", help="per-scenario lines")
     ap.add_argument("--trace", action="store_true", help="print the windows around each event")
+    ap.add_argument(
+        "--warm-s", type=float, default=0.0, help="seconds of a previous reply before this one"
+    )
+    ap.add_argument(
+        "--warm-gap-s", type=float, default=1.5, help="silence between the two replies (s)"
+    )
     args = ap.parse_args(argv)
 
     from livekit_bargein.eval.manifest import load_manifest
@@ -357,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     ctx = mp.get_context("spawn")
     with ctx.Pool(
-        args.jobs, initializer=_init_worker, initargs=(overrides, args.profile, args.trace)
+        args.jobs,
+        initializer=_init_worker,
+        initargs=(overrides, args.profile, args.trace, args.warm_s, args.warm_gap_s),
     ) as pool:
         results = pool.map(replay, scenarios, chunksize=1)
     summary = summarize(results)
