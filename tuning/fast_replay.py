@@ -153,7 +153,8 @@ def replay(scenario: Any) -> Result:
     warm_s, warm_gap_s = _worker_state["warm"]
     warm = agent[: int(warm_s * _RATE_HZ)]
     warm_end = pre + len(warm)
-    lead = warm_end + int(warm_gap_s * _RATE_HZ) if len(warm) else pre
+    # the reply starts on a whole tick (the loop below plays whole ticks)
+    lead = -(-(warm_end + int(warm_gap_s * _RATE_HZ)) // _TICK) * _TICK if len(warm) else pre
     path.place_user(lead)
     if len(warm):
         path.bed_start = pre  # the bed was there before this reply
@@ -379,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         "--warm-gap-s", type=float, default=1.5, help="silence between the two replies (s)"
     )
     args = ap.parse_args(argv)
+    if args.warm_s < 0 or args.warm_gap_s < 0:
+        ap.error(f"--warm-s and --warm-gap-s must be >= 0, got {args.warm_s}, {args.warm_gap_s}")
 
     from livekit_bargein.eval.manifest import load_manifest
 
