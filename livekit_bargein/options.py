@@ -110,10 +110,10 @@ class BargeInOptions:
     """Nothing is speech while the raw microphone (before echo cancellation) is under this level:
     a caller talking into a phone is 30 dB louder. Without it, AEC3's and the noise suppressor's
     output of bare room tone (-67 dBFS) scored 0.86-0.97 on Silero where the raw mic scored 0.02,
-    and a line with no noise (digital silence, as after LiveKit Cloud's noise cancellation) has no
-    noise floor to gate it: a soft yield right after the agent's audio restarted, before its echo
-    arrived. Not the cleaned level: at a caller's onset AEC3 can leave -80 dBFS of a caller the
-    raw mic holds at -20. None: off."""
+    and on a line with no noise (near-digital silence) the noise floor is too low to gate it: a
+    soft yield right after the agent's audio restarted, before its echo arrived. Not the cleaned
+    level: at a caller's onset AEC3 can leave -80 dBFS of a caller the raw mic holds at -20.
+    None: off."""
     background_margin_db: float = 6.0
     """While the agent speaks, an onset must be this far above the recent background: the 90th
     percentile of the cleaned level over the last 4 s, outside the caller's speech runs
@@ -216,8 +216,7 @@ class BargeInOptions:
                 raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)}")
             v = getattr(self, f.name)
             if f.name.endswith("_dbfs") and v is not None and not (v <= 0):  # NaN too
-                raise ValueError(f"{f.name} is a level in dBFS, must be <= 0, got "
-                                 f"{getattr(self, f.name)}")
+                raise ValueError(f"{f.name} is a level in dBFS, must be <= 0, got {v}")
         if self.confirm_words < 1:
             raise ValueError("confirm_words must be >= 1")
         if self.blocked_speech_words < 0:
