@@ -236,13 +236,7 @@ class BargeInController:
         thr = self._threshold(obs, echo_possible)
         if obs.level_db >= o.noise_floor_min_dbfs:
             self.levels.push(obs.level_db)
-        gate_ok, gate_reason = self._level_gate(obs.level_db)
-        if (
-            o.min_mic_dbfs is not None
-            and obs.raw_level_db is not None
-            and obs.raw_level_db < o.min_mic_dbfs
-        ):
-            gate_ok = False
+        gate_ok, gate_reason = self._level_gate(obs.level_db, obs.raw_level_db)
         if gate_ok and self.state is ControllerState.SPEAKING:
             gate_ok = self._above_background(obs.level_db)
         near_end = self._near_end(obs)
@@ -399,8 +393,12 @@ class BargeInController:
             return True
         return self._level_gate(level_db)[0]
 
-    def _level_gate(self, level_db: float) -> tuple[bool, str]:
+    def _level_gate(self, level_db: float, raw_level_db: float | None = None) -> tuple[bool, str]:
         o = self.options
+        # the raw mic (AEC3's output may hold a suppressed caller far under it)
+        raw_min = o.min_mic_dbfs
+        if raw_min is not None and raw_level_db is not None and raw_level_db < raw_min:
+            return False, "raw mic under min_mic_dbfs"
         floor = self.levels.noise_floor_db
         if floor is not None and level_db < floor + o.min_snr_db:
             return False, "below noise floor"

@@ -211,10 +211,10 @@ class BargeInOptions:
             raise ValueError(f"mic_gain_db must be finite, got {self.mic_gain_db}")
         for f in fields(self):
             # every other _db is a margin or a distance; the mic's gain may take either sign
-            signed = f.name == "mic_gain_db"
-            if not signed and f.name.endswith(("_ms", "_db")) and getattr(self, f.name) < 0:
-                raise ValueError(f"{f.name} must be >= 0, got {getattr(self, f.name)}")
             v = getattr(self, f.name)
+            signed = f.name == "mic_gain_db"
+            if not signed and f.name.endswith(("_ms", "_db")) and v < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {v}")
             if f.name.endswith("_dbfs") and v is not None and not (v <= 0):  # NaN too
                 raise ValueError(f"{f.name} is a level in dBFS, must be <= 0, got {v}")
         if self.confirm_words < 1:
