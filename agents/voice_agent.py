@@ -163,13 +163,14 @@ def build_session(
 ) -> AgentSession:
     """The worker's session factory, plugin attached (tests drive it offline).
 
-    Without ``stt``/``llm``/``tts``, OpenAI's are used (they read ``OPENAI_API_KEY``). The plugin is
+    Without ``stt``/``llm``/``tts``, OpenAI's are used (they read ``OPENAI_API_KEY``); the STT
+    streams interim words (its realtime API), which confirm a barge-in ~350 ms in. The plugin is
     attached before ``session.start``: the audio RoomIO creates during start is wrapped when the
     first reply is created, so even a greeting from ``on_enter`` has its echo reference.
     """
     session = AgentSession(
         vad=bargein.vad,
-        stt=stt if stt is not None else openai.STT(),
+        stt=stt if stt is not None else openai.STT(use_realtime=True),
         llm=llm if llm is not None else openai.LLM(model="gpt-4o-mini"),
         tts=tts if tts is not None else openai.TTS(),
         turn_handling=bargein.turn_handling(),

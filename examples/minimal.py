@@ -2,7 +2,7 @@
 
     python examples/minimal.py dev      # needs LIVEKIT_URL/API_KEY/API_SECRET and OPENAI_API_KEY
 
-Five lines differ from a stock LiveKit agent; they are marked with `# barge-in`.
+Six lines differ from a stock LiveKit agent; they are marked with `# barge-in`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ async def entrypoint(ctx: JobContext) -> None:
     bargein = BargeIn(profile="speakerphone")  # barge-in
     session = AgentSession(
         vad=bargein.vad,  # barge-in: Silero on the echo-cancelled mic, echo-aware thresholds
-        stt=openai.STT(),
+        stt=openai.STT(use_realtime=True),  # barge-in: interim words confirm a barge-in early
         llm=openai.LLM(model="gpt-4o-mini"),
         tts=openai.TTS(),
         turn_handling=bargein.turn_handling(),  # barge-in: the plugin owns interruptions

@@ -12,6 +12,7 @@ from pathlib import Path
 from .options import SUPPORTED_RATES_HZ, BargeInOptions
 
 DEFAULT_CONFIGS = "livekit-default,livekit-fast,livekit-aec"
+_SPOKEN_LABELS = ("interrupt", "backchannel", "background_speech")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=SUPPORTED_RATES_HZ,
         help="rate of the microphone frames the session gets (a LiveKit room: 24000); the "
         "acoustics are simulated at 16 kHz",
+    )
+    ev.add_argument(
+        "--stt",
+        choices=("streaming", "final-only"),
+        default="streaming",
+        help="the oracle STT: interim words from ~350 ms into the speech (streaming), or only a "
+        "final transcript 600 ms after the speech ends (a non-streaming STT, e.g. openai.STT()'s "
+        "default)",
     )
     ev.add_argument(
         "--timeline", default=None, help="comma-separated scenario ids to plot as timelines"
@@ -183,10 +192,19 @@ def _eval(args: argparse.Namespace) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     try:
-        n = len(load_manifest(args.manifest))
+        scenarios = load_manifest(args.manifest)
     except (ManifestError, FileNotFoundError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 2
+    n = len(scenarios)
+    untranscribed = [s.id for s in scenarios if s.label in _SPOKEN_LABELS and not s.user_text]
+    if untranscribed:
+        # the oracle STT can only say what the manifest says: these callers are never heard in words
+        console.print(
+            f"[yellow]note:[/yellow] {len(untranscribed)} spoken scenario(s) without user_text "
+            f"get no transcript (as from an STT that hears nothing): "
+            f"{', '.join(untranscribed[:5])}{' ...' if len(untranscribed) > 5 else ''}"
+        )
     total = (len(only) if only else n) * len(configs)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -210,6 +228,7 @@ def _eval(args: argparse.Namespace) -> int:
                 on_done=lambda _t: progress.advance(task),
                 fixed_voice=args.fixed_voice,
                 mic_rate_hz=args.mic_rate,
+                stt_interims=args.stt == "streaming",
             )
         except KeyError as e:
             console.print(f"[red]error:[/red] {e.args[0]}")
@@ -225,6 +244,7 @@ def _eval(args: argparse.Namespace) -> int:
             "configs": configs,
             "fixed_voice": args.fixed_voice,
             "mic_rate_hz": args.mic_rate,
+            "stt": args.stt,
         },
     )
     plot_ttfy_cdf(report, args.out / "ttfy_cdf.png")

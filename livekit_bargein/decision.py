@@ -431,14 +431,23 @@ class BargeInController:
             d = self._interrupt(obs.t_ms, f"sustained speech {ev.speech_ms:.0f}ms")
             return d.action, d.reason
         if ev.quiet_ms >= o.resume_after_ms and self._confirming_words(ev) < o.confirm_words:
+            self._unconfirmed_speech(obs.t_ms, ev)
             d = self._resume(obs.t_ms, f"quiet {ev.quiet_ms:.0f}ms, {len(ev.words)} word(s)")
             return d.action, d.reason
         if held_ms >= o.max_soft_yield_ms and self._confirming_words(ev) < o.confirm_words:
             if wordless and o.wordless_backoff_ms > 0:
                 self._backoff_until_ms = obs.t_ms + o.wordless_backoff_ms
+            self._unconfirmed_speech(obs.t_ms, ev)
             d = self._resume(obs.t_ms, f"held {held_ms:.0f}ms without confirmation")
             return d.action, d.reason
         return Action.NONE, ""
+
+    def _unconfirmed_speech(self, t_ms: float, ev: _Event) -> None:
+        # The agent resumes over speech it heard and could not confirm. Words the STT sends now
+        # (a non-streaming STT's come only after the caller stops) are held-back speech's words:
+        # they still interrupt (``blocked_speech_words``).
+        if ev.speech_ms > 0.0 and not ev.words:
+            self._held_back_ms = t_ms
 
     def _speech_like(self, ev: _Event) -> bool:
         # sustained sound confirms only when it is voiced speech, not a cough bout or a laugh

@@ -417,9 +417,10 @@ class BargeIn(rtc.EventEmitter[EventTypes]):
         pass
 
     def _on_transcribed(self, ev: Any) -> None:
-        self.controller.transcripts_expected = True
         text = getattr(ev, "transcript", "") or ""
         is_final = bool(getattr(ev, "is_final", False))
+        if not is_final:
+            self.controller.transcripts_expected = True  # interim words: the caller's come early
         agent_words = words_of(self._tap.recent_spoken_text()) if self._tap is not None else []
         d = self.controller.on_transcript(
             text, is_final=is_final, t_ms=self._last_t_ms, agent_words=agent_words
@@ -488,16 +489,20 @@ def _profile(name: str) -> BargeInOptions:
 
 
 def _transcribes(session: AgentSession) -> bool:
-    """Whether the session's current agent hears the caller through an STT (the agent's own
-    ``stt`` overrides the session's; a realtime model transcribes nothing here)."""
+    """Whether the session's current agent hears the caller through an STT that streams interim
+    words (the agent's own ``stt`` overrides the session's; a realtime model transcribes nothing
+    here). A non-streaming STT (``openai.STT()``'s default model, behind LiveKit's
+    ``StreamAdapter``) sends its words only after the caller stops: by then a soft yield that
+    waited for them has resumed over the caller."""
     try:
         agent = session.current_agent
     except RuntimeError:
         agent = None  # not started yet
-    agent_stt = getattr(agent, "stt", NOT_GIVEN)
-    if is_given(agent_stt):
-        return agent_stt is not None
-    return getattr(session, "stt", None) is not None
+    stt: Any = getattr(agent, "stt", NOT_GIVEN)
+    if not is_given(stt):
+        stt = getattr(session, "stt", None)
+    caps = getattr(stt, "capabilities", None)
+    return stt is not None and bool(getattr(caps, "interim_results", False))
 
 
 def _level_db(x: np.ndarray) -> float:

@@ -257,6 +257,35 @@ def test_with_an_stt_sustained_sound_confirms_only_once_a_word_came() -> None:
     assert [a for _, a in r3.actions()] == [Action.SOFT_YIELD, Action.INTERRUPT]
 
 
+def test_words_that_come_after_the_agent_resumed_still_interrupt() -> None:
+    # a non-streaming STT: "wait, stop" (300 ms) pauses the agent, the caller stops, the agent
+    # resumes after resume_after_ms, and only then the transcript arrives
+    o = BargeInOptions()
+    for text, interrupts in (("wait stop", True), ("okay", False)):
+        r = Run(o)
+        quiet_start(r)
+        r.feed(10, 0.95, features=VOICED)
+        r.feed(int(o.resume_after_ms / WIN_MS) + 2, 0.02, level_db=-70.0, features=None)
+        assert [a for _, a in r.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+        d = r.c.on_transcript(text, is_final=True, t_ms=r.t + 150.0)
+        assert (d is not None and d.action is Action.INTERRUPT) is interrupts, text
+    # too late: the words belong to something else
+    r = Run(o)
+    quiet_start(r)
+    r.feed(10, 0.95, features=VOICED)
+    r.feed(int(o.resume_after_ms / WIN_MS) + 2, 0.02, level_db=-70.0, features=None)
+    assert r.c.on_transcript("wait", is_final=True, t_ms=r.t + o.blocked_speech_window_ms + 50)\
+        is None
+    # the soft yield had its words (a backchannel) while held: nothing left to confirm later
+    r = Run(o)
+    quiet_start(r)
+    r.feed(10, 0.95, features=VOICED)
+    assert r.c.on_transcript("yeah", is_final=False, t_ms=r.t) is None
+    r.feed(int(o.resume_after_ms / WIN_MS) + 2, 0.02, level_db=-70.0, features=None)
+    assert [a for _, a in r.actions()] == [Action.SOFT_YIELD, Action.RESUME]
+    assert r.c.on_transcript("yeah wait", is_final=True, t_ms=r.t + 100.0) is None
+
+
 def _babble_hold(r: Run, o: BargeInOptions) -> None:
     """Wordless speech-like sound held to ``max_soft_yield_ms``, then quiet."""
     quiet_start(r)

@@ -174,7 +174,7 @@ def test_reference_moved_marks_aec_unsettled_for_a_while() -> None:
     assert not engine.echo_state().aec_unsettled
 
 
-def test_the_session_transcribes_the_caller_when_it_or_its_agent_has_an_stt() -> None:
+def test_the_session_transcribes_the_caller_when_it_or_its_agent_streams_interim_words() -> None:
     from livekit.agents import Agent
 
     from livekit_bargein.engine import _transcribes
@@ -197,3 +197,8 @@ def test_the_session_transcribes_the_caller_when_it_or_its_agent_has_an_stt() ->
     assert not _transcribes(_Session(None, Agent(instructions="x")))
     assert not _transcribes(_Session(stt, Agent(instructions="x", stt=None)))  # agent opts out
     assert _transcribes(_Session(None, Agent(instructions="x", stt=stt)))
+    # a non-streaming STT (``openai.STT()``'s default, behind LiveKit's StreamAdapter) sends its
+    # words after the caller stops: no use to a soft yield that would wait for them
+    final_only = OracleSTT(interim_results=False)
+    assert not _transcribes(_Session(final_only, Agent(instructions="x")))
+    assert not _transcribes(_Session(stt, Agent(instructions="x", stt=final_only)))

@@ -64,6 +64,19 @@ async def test_events_timed_by_received_audio() -> None:
     assert all(b - a == 250 * 16 for a, b in zip(interim_pos, interim_pos[1:], strict=False))
 
 
+async def test_final_only_sends_no_interim_words() -> None:
+    # a non-streaming STT's timing: the words come once, after the speech ends
+    oracle = OracleSTT(interim_results=False, final_delay_ms=600)
+    assert not oracle.capabilities.interim_results
+    oracle.set_script([UTT])
+    events = await _feed(oracle.stream(), _silence(400))
+    assert T.INTERIM_TRANSCRIPT not in [ev.type for ev in events]
+    final = next(ev for ev in events if ev.type == T.FINAL_TRANSCRIPT)
+    assert final.alternatives[0].text == TEXT
+    at = {typ: pos for pos, typ, _ in reversed(oracle.event_log)}
+    assert at[T.FINAL_TRANSCRIPT] == _first_tick_end_at_or_after(40_000 + 600 * 16)
+
+
 async def test_final_lands_on_the_exact_frame() -> None:
     # Final instant on a frame boundary: emitted with the frame that reaches it, not before.
     oracle = OracleSTT(final_delay_ms=250)

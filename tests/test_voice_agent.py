@@ -143,6 +143,7 @@ async def test_factory_defaults_to_openai_and_blocks_livekit_interruptions(
     bargein = BargeIn(profile="telephony")
     session = voice_agent.build_session(bargein)
     assert isinstance(session.stt, openai.STT)
+    assert session.stt.capabilities.interim_results  # the plugin confirms with interim words
     assert isinstance(session.llm, openai.LLM)
     assert isinstance(session.tts, openai.TTS)
     assert session.vad is bargein.vad

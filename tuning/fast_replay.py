@@ -46,6 +46,7 @@ _ANSWER_WINDOW_MS = 1500.0
 _INTERIM_DELAY_MS = 350.0  # as eval.stt.OracleSTT
 _INTERIM_INTERVAL_MS = 250.0
 _FINAL_DELAY_MS = 250.0
+_FINAL_ONLY_DELAY_MS = 600.0  # as the evaluator's --stt final-only
 
 
 @dataclass
@@ -79,6 +80,7 @@ def _init_worker(
     trace: bool = False,
     warm_s: float = 0.0,
     warm_gap_s: float = 1.5,
+    final_only: bool = False,
 ) -> None:
     from livekit.plugins.silero import onnx_model
 
@@ -88,6 +90,7 @@ def _init_worker(
     _worker_state["overrides"] = overrides
     _worker_state["trace"] = trace
     _worker_state["warm"] = (warm_s, warm_gap_s)
+    _worker_state["final_only"] = final_only
     _worker_state["profile"] = profile_name
     _worker_state["piper"] = PiperSpeaker.load()
     _worker_state["model_factory"] = lambda: onnx_model.OnnxModel(
@@ -106,12 +109,14 @@ def _agent_audio(text: str) -> np.ndarray:
 
 
 def _transcript_schedule(
-    text: str | None, voiced: int | None, end: int | None
+    text: str | None, voiced: int | None, end: int | None, *, final_only: bool = False
 ) -> list[tuple[int, _Transcript]]:
     if not text or voiced is None or end is None:
         return []
     words = text.split()
     ms = _RATE_HZ // 1000
+    if final_only:
+        return [(end + int(_FINAL_ONLY_DELAY_MS * ms), _Transcript(text, True))]
     final_at = end + int(_FINAL_DELAY_MS * ms)
     span = max(1, end - voiced)
     out: list[tuple[int, _Transcript]] = []
@@ -134,7 +139,8 @@ def replay(scenario: Any) -> Result:
 
     opts = profile(_worker_state["profile"], **_worker_state["overrides"])
     engine = BargeIn(options=opts)
-    engine.controller.transcripts_expected = True  # the simulated oracle STT transcribes the caller
+    # the simulated oracle STT transcribes the caller; interim words unless it is final-only
+    engine.controller.transcripts_expected = not _worker_state["final_only"]
     aec = EchoCanceller(
         sample_rate_hz=_RATE_HZ,
         noise_suppression=opts.aec_noise_suppression,
@@ -159,7 +165,9 @@ def replay(scenario: Any) -> Result:
     if len(warm):
         path.bed_start = pre  # the bed was there before this reply
     voiced, end = path.user_voiced_sample, path.user_end_sample
-    schedule = _transcript_schedule(scenario.user_text, voiced, end)
+    schedule = _transcript_schedule(
+        scenario.user_text, voiced, end, final_only=_worker_state["final_only"]
+    )
 
     state = {"mode": "play"}  # play | pause | stop
     decisions: list[tuple[float, str, str]] = []
@@ -379,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--warm-gap-s", type=float, default=1.5, help="silence between the two replies (s)"
     )
+    ap.add_argument(
+        "--stt",
+        choices=("streaming", "final-only"),
+        default="streaming",
+        help="as the evaluator's: interim words, or only the final 600 ms after the speech",
+    )
     args = ap.parse_args(argv)
     if args.warm_s < 0 or args.warm_gap_s < 0:
         ap.error(f"--warm-s and --warm-gap-s must be >= 0, got {args.warm_s}, {args.warm_gap_s}")
@@ -395,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     with ctx.Pool(
         args.jobs,
         initializer=_init_worker,
-        initargs=(overrides, args.profile, args.trace, args.warm_s, args.warm_gap_s),
+        initargs=(
+            overrides, args.profile, args.trace, args.warm_s, args.warm_gap_s,
+            args.stt == "final-only",
+        ),
     ) as pool:
         results = pool.map(replay, scenarios, chunksize=1)
     summary = summarize(results)

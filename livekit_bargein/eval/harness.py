@@ -47,6 +47,7 @@ _MAX_WAIT_FIRST_AUDIO_S = 20.0
 _TAIL_AFTER_USER_S = 2.5
 _TAIL_AFTER_REPLY_S = 0.5
 _WORDS_PER_S_FLOOR = 2.0  # cap on scenario length: the reply can't be slower than this
+_FINAL_ONLY_DELAY_MS = 600.0  # speech end to a non-streaming STT's transcript
 
 
 @dataclass
@@ -60,9 +61,18 @@ class HarnessResources:
     mic_rate_hz: int = SIM_RATE_HZ
     """Rate of the microphone frames the session gets (a LiveKit room's RoomIO: 24 kHz). The
     acoustics are simulated at 16 kHz and resampled up; the scoring clock stays at 16 kHz."""
+    stt_interims: bool = True
+    """The oracle STT streams interim words (Deepgram, OpenAI's realtime transcription); False:
+    only a final transcript after the speech ends, like a non-streaming STT (see ``OracleSTT``)."""
 
     @classmethod
-    def load(cls, *, fixed_voice: bool = False, mic_rate_hz: int = SIM_RATE_HZ) -> HarnessResources:
+    def load(
+        cls,
+        *,
+        fixed_voice: bool = False,
+        mic_rate_hz: int = SIM_RATE_HZ,
+        stt_interims: bool = True,
+    ) -> HarnessResources:
         from livekit.plugins import silero
 
         return cls(
@@ -70,6 +80,7 @@ class HarnessResources:
             piper=PiperSpeaker.load(),
             fixed_voice=fixed_voice,
             mic_rate_hz=mic_rate_hz,
+            stt_interims=stt_interims,
         )
 
 
@@ -209,7 +220,12 @@ async def _run(
     path = AcousticPath(scenario, sample_rate_hz=SIM_RATE_HZ)
     speaker = SimSpeaker(sample_rate_hz=SIM_RATE_HZ)
     mic = SimMic(out_rate_hz=res.mic_rate_hz)
-    stt = OracleSTT()
+    stt = (
+        OracleSTT()
+        if res.stt_interims
+        # a non-streaming STT: the VAD's segment ends ~300 ms after the speech, then the request
+        else OracleSTT(interim_results=False, final_delay_ms=_FINAL_ONLY_DELAY_MS)
+    )
     llm = scripted_llm if scripted_llm is not None else ScriptedLLM(replies=[scenario.agent_text])
     # streaming with word timestamps, like Cartesia or ElevenLabs
     tts = PiperTTS(speaker=res.piper, streaming=True, deterministic=res.fixed_voice)

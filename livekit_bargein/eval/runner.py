@@ -41,12 +41,14 @@ def run_eval(
     on_done: Callable[[ScenarioTrace], None] | None = None,
     fixed_voice: bool = False,
     mic_rate_hz: int = 16_000,
+    stt_interims: bool = True,
 ) -> dict[str, list[ScenarioTrace]]:
     """Run every scenario of ``manifest`` (or the ids in ``only``) under every config.
 
     ``decision_trace_dir``: configurations with the engine write ``DIR/CONFIG/ID.jsonl`` there.
     ``fixed_voice``: the agent's Piper voice without sampling noise, the same audio in every run.
     ``mic_rate_hz``: the rate of the microphone frames the sessions get (``HarnessResources``).
+    ``stt_interims``: False: the oracle STT sends only finals, after the speech ends.
     """
     from .configs import get_config
 
@@ -80,7 +82,7 @@ def run_eval(
             _run_batch(
                 scenarios, tasks, per_proc, configs,
                 decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
-                mic_rate_hz=mic_rate_hz,
+                mic_rate_hz=mic_rate_hz, stt_interims=stt_interims,
             )
         ):
             collect(t)
@@ -98,6 +100,7 @@ def run_eval(
                     "decision_trace_dir": decision_trace_dir,
                     "fixed_voice": fixed_voice,
                     "mic_rate_hz": mic_rate_hz,
+                    "stt_interims": stt_interims,
                 },
             )
             for _ in range(n_procs)
@@ -135,6 +138,7 @@ def _worker(
     decision_trace_dir: Path | None = None,
     fixed_voice: bool = False,
     mic_rate_hz: int = 16_000,
+    stt_interims: bool = True,
 ) -> None:
     import logging
 
@@ -147,7 +151,7 @@ def _worker(
             _run_batch(
                 scenarios, todo, concurrency, configs, q,
                 decision_trace_dir=decision_trace_dir, fixed_voice=fixed_voice,
-                mic_rate_hz=mic_rate_hz,
+                mic_rate_hz=mic_rate_hz, stt_interims=stt_interims,
             )
         )
     except BaseException as e:  # report, so the parent does not wait forever
@@ -165,6 +169,7 @@ async def _run_batch(
     decision_trace_dir: Path | None = None,
     fixed_voice: bool = False,
     mic_rate_hz: int = 16_000,
+    stt_interims: bool = True,
 ) -> list[ScenarioTrace]:
     """Run tasks from ``todo`` (a list or a multiprocessing queue), ``concurrency`` at once."""
     from concurrent.futures import ThreadPoolExecutor
@@ -176,7 +181,9 @@ async def _run_batch(
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=max(8, 4 * concurrency), thread_name_prefix="eval")
     )
-    res = HarnessResources.load(fixed_voice=fixed_voice, mic_rate_hz=mic_rate_hz)
+    res = HarnessResources.load(
+        fixed_voice=fixed_voice, mic_rate_hz=mic_rate_hz, stt_interims=stt_interims
+    )
     gc_pauses_ms: list[float] = []
     gc_t0 = [0.0]
 

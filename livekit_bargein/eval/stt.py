@@ -74,6 +74,9 @@ class OracleSTT(stt.STT):
         interim_delay_ms: From the voiced onset to the first interim transcript.
         interim_interval_ms: Between interim transcripts.
         final_delay_ms: From the end of speech to the final transcript (and END_OF_SPEECH).
+        interim_results: False: no interim transcripts, only the final after the speech ends,
+            which is when a non-streaming STT's words arrive (``openai.STT()``'s default model
+            behind LiveKit's ``StreamAdapter``, which sends the VAD's segment when it ends).
         language: Language reported in the transcripts.
     """
 
@@ -83,9 +86,12 @@ class OracleSTT(stt.STT):
         interim_delay_ms: float = 350.0,
         interim_interval_ms: float = 250.0,
         final_delay_ms: float = 250.0,
+        interim_results: bool = True,
         language: str = "en",
     ) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
+        super().__init__(
+            capabilities=stt.STTCapabilities(streaming=True, interim_results=interim_results)
+        )
         if interim_delay_ms < 0 or final_delay_ms < 0 or interim_interval_ms <= 0:
             raise ValueError("delays must be >= 0 and interim_interval_ms > 0")
         self._interim_delay = _ms_to_samples(interim_delay_ms)
@@ -134,7 +140,7 @@ class OracleSTT(stt.STT):
             speech_len = max(1, u.end_sample - u.voiced_start_sample)
             schedule.append(_Due(u.voiced_start_sample, _Kind.START, i))
             at = u.voiced_start_sample + self._interim_delay
-            while at < final_at and n_words:
+            while at < final_at and n_words and self.capabilities.interim_results:
                 # Words heard so far, proportional to the elapsed part of the speech.
                 frac = min(1.0, (at - u.voiced_start_sample) / speech_len)
                 schedule.append(_Due(at, _Kind.INTERIM, i, max(1, math.floor(frac * n_words))))
