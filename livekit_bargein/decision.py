@@ -155,7 +155,8 @@ class BargeInController:
         self.resumes = 0
         self.interrupts = 0
         self.transcripts_expected = False
-        """The session transcribes the caller (the glue sets it): see ``words_confirm_with_stt``."""
+        """The session's STT streams the caller's words as they come (the glue sets it): see
+        ``words_confirm_with_stt``."""
 
     # -- inputs ---------------------------------------------------------------------------------
 

@@ -123,10 +123,12 @@ class BargeInOptions:
     """Once the caller's speech level is known, windows this far below it are ignored."""
     confirm_speech_ms: float = 700.0
     """Sustained speech-like sound that confirms an interruption without a confirming word
-    (where the session has an STT, only once a word was heard in it: ``words_confirm_with_stt``)."""
+    (where the session's STT streams interim words, only once a word was heard in it:
+    ``words_confirm_with_stt``)."""
     words_confirm_with_stt: bool = True
-    """Where the session transcribes the caller (``BargeInController.transcripts_expected``),
-    sustained sound confirms an interruption only once the STT has heard a word in it: a
+    """Where the session's STT streams interim words (``BargeInController.transcripts_expected``;
+    a non-streaming STT's words come after the caller stops, too late to wait for), sustained
+    sound confirms an interruption only once the STT has heard a word in it: a
     caller's first word arrives ~350 ms into their speech, while a crowded room's babble, which
     Silero scores 0.7-0.9, reached ``confirm_speech_ms`` with no word and stopped the reply (all
     four hard stops outside background-speech scenarios in two evaluator runs). Without words
