@@ -46,7 +46,6 @@ _ANSWER_WINDOW_MS = 1500.0
 _INTERIM_DELAY_MS = 350.0  # as eval.stt.OracleSTT
 _INTERIM_INTERVAL_MS = 250.0
 _FINAL_DELAY_MS = 250.0
-_FINAL_ONLY_DELAY_MS = 600.0  # as the evaluator's --stt final-only
 
 
 @dataclass
@@ -116,7 +115,9 @@ def _transcript_schedule(
     words = text.split()
     ms = _RATE_HZ // 1000
     if final_only:
-        return [(end + int(_FINAL_ONLY_DELAY_MS * ms), _Transcript(text, True))]
+        from livekit_bargein.eval.stt import FINAL_ONLY_DELAY_MS  # the evaluator's --stt final-only
+
+        return [(end + int(FINAL_ONLY_DELAY_MS * ms), _Transcript(text, True))]
     final_at = end + int(_FINAL_DELAY_MS * ms)
     span = max(1, end - voiced)
     out: list[tuple[int, _Transcript]] = []

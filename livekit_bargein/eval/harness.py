@@ -30,7 +30,7 @@ from .llm import ScriptedLLM
 from .manifest import Scenario
 from .piper_voice import PiperSpeaker
 from .speaker import SimSpeaker
-from .stt import OracleSTT, Utterance
+from .stt import FINAL_ONLY_DELAY_MS, OracleSTT, Utterance
 from .trace import (
     SIM_RATE_HZ,
     TICK_MS,
@@ -47,7 +47,6 @@ _MAX_WAIT_FIRST_AUDIO_S = 20.0
 _TAIL_AFTER_USER_S = 2.5
 _TAIL_AFTER_REPLY_S = 0.5
 _WORDS_PER_S_FLOOR = 2.0  # cap on scenario length: the reply can't be slower than this
-_FINAL_ONLY_DELAY_MS = 600.0  # speech end to a non-streaming STT's transcript
 
 
 @dataclass
@@ -223,8 +222,7 @@ async def _run(
     stt = (
         OracleSTT()
         if res.stt_interims
-        # a non-streaming STT: the VAD's segment ends ~300 ms after the speech, then the request
-        else OracleSTT(interim_results=False, final_delay_ms=_FINAL_ONLY_DELAY_MS)
+        else OracleSTT(interim_results=False, final_delay_ms=FINAL_ONLY_DELAY_MS)
     )
     llm = scripted_llm if scripted_llm is not None else ScriptedLLM(replies=[scenario.agent_text])
     # streaming with word timestamps, like Cartesia or ElevenLabs

@@ -27,7 +27,11 @@ from livekit.agents.utils import AudioBuffer, is_given
 
 from .trace import SIM_RATE_HZ
 
-__all__ = ["OracleSTT", "OracleSTTStream", "Utterance"]
+__all__ = ["FINAL_ONLY_DELAY_MS", "OracleSTT", "OracleSTTStream", "Utterance"]
+
+FINAL_ONLY_DELAY_MS = 600.0
+"""Speech end to a non-streaming STT's transcript (``interim_results=False``): the VAD's segment
+ends ~300 ms after the speech, then the request."""
 
 _INTERIM_CONFIDENCE = 0.8
 _FINAL_CONFIDENCE = 1.0
